@@ -1,0 +1,97 @@
+"""The stdin adapter: one message per line of a binary stream."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import IO, TYPE_CHECKING, TypeVar
+
+from missive.adapters import RunnableAdapter
+from missive.messages import Message
+
+if TYPE_CHECKING:
+    from missive.contexts import ProcessingContext
+    from missive.processor import Processor
+
+M = TypeVar("M", bound=Message)
+
+logger = logging.getLogger(__name__)
+
+
+class _StopReading(Exception):
+    """Raised by the signal handler to end a read that is blocked on input."""
+
+
+class StdinAdapter(RunnableAdapter[M]):
+    """Feed each line of a binary stream (standard input by default) to a
+    processor, with the trailing newline stripped.
+
+    :meth:`run` returns at the end of input.  SIGINT and SIGTERM stop it
+    gracefully: the line being handled finishes, and a read that is waiting
+    for input is abandoned.  :meth:`stop` from another thread takes effect
+    after the next line arrives.
+
+    A line is all a pipe can carry, so there is nothing to redeliver: ``ack``
+    only counts, and ``nack`` logs a warning.
+
+    :param message_cls: the message class built from each line.
+    :param processor: the processor that handles the messages.
+    :param filelike: a binary stream to read instead of standard input.
+    """
+
+    def __init__(
+        self,
+        message_cls: type[M],
+        processor: Processor[M],
+        filelike: IO[bytes] | None = None,
+    ) -> None:
+        super().__init__(message_cls, processor)
+        self.filelike = filelike
+        self.acked_count = 0
+        self.nacked_count = 0
+        self._waiting_for_input = False
+
+    def consume(self, processing_ctx: ProcessingContext[M]) -> None:
+        stream = self.filelike if self.filelike is not None else sys.stdin.buffer
+        message_cls = self.message_cls
+        line = b""
+        try:
+            while not self.stopping:
+                line = b""
+                self._waiting_for_input = True
+                line = stream.readline()
+                self._waiting_for_input = False
+                if not line:
+                    logger.info("end of input")
+                    return
+                processing_ctx.handle(message_cls(_strip_newline(line)))
+        except _StopReading:
+            logger.info("stopped while waiting for input")
+            if line:
+                # The signal came after the line was read: it is still ours.
+                processing_ctx.handle(message_cls(_strip_newline(line)))
+        finally:
+            self._waiting_for_input = False
+
+    def interrupt(self) -> None:
+        # A signal handler runs between bytecodes of the main thread; raising
+        # here ends the readline only if that is where the thread is waiting.
+        if self._waiting_for_input:
+            raise _StopReading
+
+    def ack(self, message: M) -> None:
+        self.acked_count += 1
+
+    def nack(self, message: M) -> None:
+        self.nacked_count += 1
+        logger.warning(
+            "message %r nacked; stdin cannot redeliver it", message.message_id
+        )
+
+
+def _strip_newline(line: bytes) -> bytes:
+    if line.endswith(b"\n"):
+        line = line[:-1]
+        if line.endswith(b"\r"):
+            line = line[:-1]
+    return line

@@ -1,0 +1,284 @@
+"""Processing and handling contexts: where a message's outcome is decided.
+
+A :class:`ProcessingContext` lives for one run of an adapter and is where a
+message enters (:meth:`ProcessingContext.handle`).  Each message gets a
+:class:`HandlingContext` that its handler acks or nacks through.
+
+The handler's decision is recorded, not sent at once: the adapter is told to
+ack or nack only after the handler and every ``after_handling`` hook returned.
+If anything raises first, the dead letter policy applies instead, so a message
+is acked only after it was handled or safely stored.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from missive.errors import (
+    DeadLetterError,
+    MessageAlreadySettled,
+    MessageDecodeError,
+    RoutingError,
+)
+from missive.state import State
+
+if TYPE_CHECKING:
+    from missive.adapters import Adapter
+    from missive.messages import Message
+    from missive.processor import Processor
+
+M = TypeVar("M", bound="Message")
+
+logger = logging.getLogger(__name__)
+
+
+class Outcome(enum.Enum):
+    """What became of a message after :meth:`ProcessingContext.handle`."""
+
+    ACKED = "acked"
+    NACKED = "nacked"
+    DEAD_LETTERED = "dead-lettered"
+    #: Processing failed and no DLQ was set: neither acked nor nacked.
+    FAILED = "failed"
+
+
+class HandlingContext(Generic[M]):
+    """The context of one message: its state, and how its handler settles it.
+
+    A handler calls exactly one of :meth:`ack` or :meth:`nack`.  Calling
+    either a second time raises :class:`~missive.errors.MessageAlreadySettled`.
+    """
+
+    __slots__ = ("_state", "decision", "message", "processing_ctx")
+
+    def __init__(self, message: M, processing_ctx: ProcessingContext[M]) -> None:
+        self.message = message
+        self.processing_ctx = processing_ctx
+        #: ``Outcome.ACKED`` or ``Outcome.NACKED`` once the handler decided.
+        self.decision: Outcome | None = None
+        self._state: State | None = None
+
+    @property
+    def state(self) -> State:
+        """Per-message state, shared by the hooks and the handler."""
+        if self._state is None:
+            self._state = State()
+        return self._state
+
+    def ack(self) -> None:
+        """Acknowledge the message: it was processed and must not come back."""
+        if self.decision is not None:
+            self._already_settled()
+        self.decision = Outcome.ACKED
+
+    def nack(self) -> None:
+        """Reject the message so that the transport may deliver it again."""
+        if self.decision is not None:
+            self._already_settled()
+        self.decision = Outcome.NACKED
+
+    def _already_settled(self) -> None:
+        raise MessageAlreadySettled(
+            f"message {self.message.message_id!r} was already "
+            f"{self.decision.value if self.decision else 'settled'}"
+        )
+
+
+class ProcessingContext(Generic[M]):
+    """The context of one adapter run: shared state and the entry point.
+
+    Adapters call :meth:`handle` for each message they receive.  It is safe to
+    call from several threads at once: everything about one message lives in
+    its own :class:`HandlingContext`.
+
+    :param message_cls: the message class the adapter builds.
+    :param adapter: the adapter that acks and nacks on the transport.
+    :param processor: the processor whose handlers and hooks apply.
+    """
+
+    def __init__(
+        self,
+        message_cls: type[M],
+        adapter: Adapter[M],
+        processor: Processor[M],
+        *,
+        observer: Callable[..., Any] | None = None,
+    ) -> None:
+        self.message_cls = message_cls
+        self.adapter = adapter
+        self.processor = processor
+        self.state = State()
+        self._observer = observer
+        # One level check per run, not one per message.
+        self._debug = logger.isEnabledFor(logging.DEBUG)
+
+    def ack(self, message: M) -> None:
+        """Tell the adapter to acknowledge ``message`` now."""
+        self.adapter.ack(message)
+
+    def nack(self, message: M) -> None:
+        """Tell the adapter to reject ``message`` now."""
+        self.adapter.nack(message)
+
+    def handle(self, message: M) -> Outcome:
+        """Route ``message`` to its handler and settle it with the adapter.
+
+        :returns: what became of the message.
+        :raises RoutingError: routing failed and no DLQ is set.
+        :raises DeadLetterError: storing the message in the DLQ failed.
+        :raises Exception: the handler's or a hook's exception, when no DLQ is
+            set.  In every raising case the message was neither acked nor
+            nacked.
+        """
+        handling = HandlingContext(message, self)
+        plan = self.processor._plan
+        if plan.hooked:
+            error = self._run_hooked(handling, plan.before, plan.after)
+            if error is not None:
+                return self._fail(handling, error)
+        else:
+            try:
+                handler = plan.router.select(message)
+                handler(message, handling)
+            except Exception as exc:
+                return self._fail(handling, exc)
+        return self._settle(handling)
+
+    @contextmanager
+    def handling_context(self, message: M) -> Iterator[HandlingContext[M]]:
+        """Run the handling hooks around a block, then settle the message.
+
+        A lower-level alternative to :meth:`handle` for adapters that route by
+        themselves.  Exceptions raised in the block or by a hook propagate;
+        no dead letter policy is applied.
+        """
+        handling = HandlingContext(message, self)
+        plan = self.processor._plan
+        for hook in plan.before:
+            hook(self, handling)
+        try:
+            yield handling
+        finally:
+            for hook in plan.after:
+                hook(self, handling)
+        self._settle(handling)
+
+    def _run_hooked(
+        self,
+        handling: HandlingContext[M],
+        before: tuple[Callable[..., None], ...],
+        after: tuple[Callable[..., None], ...],
+    ) -> Exception | None:
+        """Run hooks, routing and handler; return the first exception raised.
+
+        ``after_handling`` hooks run whenever every ``before_handling`` hook
+        succeeded, even if routing or the handler raised.
+        """
+        message = handling.message
+        try:
+            for hook in before:
+                hook(self, handling)
+        except Exception as exc:
+            return exc
+
+        error: Exception | None = None
+        try:
+            handler = self.processor._plan.router.select(message)
+            handler(message, handling)
+        except Exception as exc:
+            error = exc
+
+        for hook in after:
+            try:
+                hook(self, handling)
+            except Exception as exc:
+                if error is None:
+                    error = exc
+                else:
+                    logger.exception(
+                        "after_handling hook %r also raised for message %r",
+                        hook,
+                        message.message_id,
+                    )
+        return error
+
+    def _settle(self, handling: HandlingContext[M]) -> Outcome:
+        """Pass the handler's decision on to the adapter."""
+        message = handling.message
+        outcome = handling.decision
+        if outcome is Outcome.ACKED:
+            self.adapter.ack(message)
+        elif outcome is Outcome.NACKED:
+            self.adapter.nack(message)
+        else:
+            # The "non-ack anti-pattern": nack, so that a transport that can
+            # redeliver does, and its retry limit or DLQ catches a loop.
+            logger.warning(
+                "handler returned without acking or nacking message %r; nacking it",
+                message.message_id,
+            )
+            outcome = Outcome.NACKED
+            self.adapter.nack(message)
+
+        if self._debug:
+            logger.debug("message %r %s", message.message_id, outcome.value)
+        if self._observer is not None:
+            self._observer(
+                processing_ctx=self, message=message, outcome=outcome, reason=None
+            )
+        return outcome
+
+    def _fail(self, handling: HandlingContext[M], error: Exception) -> Outcome:
+        """Apply the dead letter policy to a message whose processing raised."""
+        message = handling.message
+        reason = failure_reason(error)
+        dlq = self.processor.dlq
+        if dlq is None:
+            if self._observer is not None:
+                self._observer(
+                    processing_ctx=self,
+                    message=message,
+                    outcome=Outcome.FAILED,
+                    reason=reason,
+                )
+            raise error
+
+        logger.warning(
+            "dead-lettering message %r: %s",
+            message.message_id,
+            reason,
+            exc_info=not isinstance(error, (RoutingError, MessageDecodeError)),
+        )
+        try:
+            self.processor._store_dead_letter(message, reason, error, self.adapter)
+        except Exception as exc:
+            logger.exception(
+                "could not store message %r in the DLQ; it was not acked",
+                message.message_id,
+            )
+            raise DeadLetterError(
+                f"could not store message {message.message_id!r} in the DLQ: {exc}"
+            ) from exc
+
+        self.adapter.ack(message)
+        if self._observer is not None:
+            self._observer(
+                processing_ctx=self,
+                message=message,
+                outcome=Outcome.DEAD_LETTERED,
+                reason=reason,
+            )
+        return Outcome.DEAD_LETTERED
+
+
+def failure_reason(error: BaseException) -> str:
+    """Return the DLQ reason for an exception raised while processing."""
+    if isinstance(error, RoutingError):
+        return error.reason
+    if isinstance(error, MessageDecodeError):
+        return f"could not decode message: {error}"
+    return str(error) or type(error).__name__

@@ -1,0 +1,188 @@
+"""The processor: handlers, hooks and the dead letter queue of an application."""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from collections.abc import Callable, Iterator, MutableMapping
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar
+
+from missive.contexts import HandlingContext, ProcessingContext
+from missive.errors import HandlerAlreadyRegistered
+from missive.routing import Handler, Matcher, Router
+
+if TYPE_CHECKING:
+    from missive.adapters import Adapter
+    from missive.messages import Message
+    from missive.testclient import TestAdapter
+
+M = TypeVar("M", bound="Message")
+H = TypeVar("H", bound=Callable[..., Any])
+
+ProcessingHook = Callable[[ProcessingContext[M]], None]
+HandlingHook = Callable[[ProcessingContext[M], HandlingContext[M]], None]
+
+logger = logging.getLogger(__name__)
+
+#: Longest traceback, in characters, handed to a DLQ that stores details.
+TRACEBACK_LIMIT = 8192
+
+
+class _Plan(NamedTuple):
+    """Everything ``handle`` needs per message, rebuilt on each registration."""
+
+    router: Router[Any]
+    before: tuple[Callable[..., None], ...]
+    after: tuple[Callable[..., None], ...]
+    hooked: bool
+
+
+class Processor(Generic[M]):
+    """Routes each message to exactly one handler and applies the DLQ policy.
+
+    Register handlers with :meth:`handle_for` and hooks with the four hook
+    decorators, then give the processor to an adapter (or to
+    :meth:`test_client`).  Registration is meant to happen at import time;
+    a registration made while an adapter runs applies from the next message.
+
+    Type it to have handlers checked against a message class::
+
+        json_processor: Processor[JSONMessage] = Processor()
+    """
+
+    def __init__(self) -> None:
+        self.dlq: MutableMapping[bytes, tuple[M, str]] | None = None
+        self._handlers: dict[Matcher[M], Handler[M]] = {}
+        self._before_processing: list[ProcessingHook[M]] = []
+        self._after_processing: list[ProcessingHook[M]] = []
+        self._before_handling: list[HandlingHook[M]] = []
+        self._after_handling: list[HandlingHook[M]] = []
+        self._store_details: Callable[..., None] | None = None
+        self._plan = _Plan(Router(), (), (), hooked=False)
+
+    def handle_for(self, matcher: Matcher[M]) -> Callable[[H], H]:
+        """Register the decorated function as the handler for ``matcher``.
+
+        The handler is called as ``handler(message, handling_ctx)`` for every
+        message that ``matcher`` accepts and no other matcher does.
+
+        :raises HandlerAlreadyRegistered: ``matcher`` already has a handler.
+        """
+
+        def register(handler: H) -> H:
+            if matcher in self._handlers:
+                raise HandlerAlreadyRegistered(
+                    f"matcher {matcher!r} already has handler "
+                    f"{self._handlers[matcher]!r}"
+                )
+            self._handlers[matcher] = handler
+            self._replan()
+            return handler
+
+        return register
+
+    def before_processing(self, hook: ProcessingHook[M]) -> ProcessingHook[M]:
+        """Register ``hook(processing_ctx)`` to run when an adapter starts.
+
+        An exception it raises propagates: the adapter does not start.
+        """
+        self._before_processing.append(hook)
+        return hook
+
+    def after_processing(self, hook: ProcessingHook[M]) -> ProcessingHook[M]:
+        """Register ``hook(processing_ctx)`` to run when an adapter stops."""
+        self._after_processing.append(hook)
+        return hook
+
+    def before_handling(self, hook: HandlingHook[M]) -> HandlingHook[M]:
+        """Register ``hook(processing_ctx, handling_ctx)`` to run before each
+        message is routed.
+
+        An exception it raises is handled like a handler's: the message is
+        dead-lettered (or the exception propagates when no DLQ is set).
+        """
+        self._before_handling.append(hook)
+        self._replan()
+        return hook
+
+    def after_handling(self, hook: HandlingHook[M]) -> HandlingHook[M]:
+        """Register ``hook(processing_ctx, handling_ctx)`` to run after each
+        message, even when its handler raised.
+
+        An exception it raises is handled like a handler's.
+        """
+        self._after_handling.append(hook)
+        self._replan()
+        return hook
+
+    def set_dlq(self, dlq: MutableMapping[bytes, tuple[M, str]] | None) -> None:
+        """Store messages that cannot be processed in ``dlq``, keyed by id.
+
+        Any mutable mapping works, a ``dict`` included.  A backend that also
+        has ``add_dead_letter(message, reason, details)`` receives the
+        exception type, a bounded traceback and the adapter's name as well.
+        Pass ``None`` to stop dead-lettering.
+        """
+        self.dlq = dlq
+        self._store_details = getattr(dlq, "add_dead_letter", None)
+
+    @contextmanager
+    def context(
+        self, message_cls: type[M], adapter: Adapter[M]
+    ) -> Iterator[ProcessingContext[M]]:
+        """Enter the processing context, running the processing hooks.
+
+        ``after_processing`` hooks run on the way out, also when the block
+        raised.
+        """
+        from missive import plugins
+
+        ctx = ProcessingContext(
+            message_cls, adapter, self, observer=plugins.outcome_observer()
+        )
+        for hook in self._before_processing:
+            hook(ctx)
+        try:
+            yield ctx
+        finally:
+            for hook in self._after_processing:
+                hook(ctx)
+
+    def test_client(self) -> TestAdapter[M]:
+        """Return an in-memory adapter for tests.
+
+        Use it in a ``with`` block, or assign it and call ``send``: the
+        processing context then starts at the first message and ends at
+        ``close()``.
+        """
+        from missive.testclient import TestAdapter
+
+        return TestAdapter(self)
+
+    def _replan(self) -> None:
+        before = tuple(self._before_handling)
+        after = tuple(self._after_handling)
+        self._plan = _Plan(
+            Router(self._handlers.items()), before, after, bool(before or after)
+        )
+
+    def _store_dead_letter(
+        self, message: M, reason: str, error: Exception, adapter: Adapter[M]
+    ) -> None:
+        """Write one dead letter; raises whatever the DLQ raised."""
+        assert self.dlq is not None
+        if self._store_details is None:
+            self.dlq[message.message_id] = (message, reason)
+            return
+
+        formatted = "".join(traceback.format_exception(error))
+        self._store_details(
+            message,
+            reason,
+            {
+                "error_type": f"{type(error).__module__}.{type(error).__qualname__}",
+                "traceback": formatted[-TRACEBACK_LIMIT:],
+                "adapter": type(adapter).__name__,
+            },
+        )
