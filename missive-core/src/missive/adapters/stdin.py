@@ -10,6 +10,9 @@ from missive.adapters import RunnableAdapter
 from missive.messages import Message
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import Self
+
     from missive.contexts import ProcessingContext
     from missive.processor import Processor
 
@@ -50,6 +53,26 @@ class StdinAdapter(RunnableAdapter[M]):
         self.acked_count = 0
         self.nacked_count = 0
         self._waiting_for_input = False
+        self._owns_filelike = False
+
+    cli_options = ("path",)
+
+    @classmethod
+    def from_options(
+        cls, message_cls: type[M], processor: Processor[M], options: Mapping[str, str]
+    ) -> Self:
+        """Build from ``missive run`` options: ``path`` reads a file, not stdin."""
+        unknown = set(options) - set(cls.cli_options)
+        if unknown:
+            raise TypeError(
+                f"unknown option(s) {', '.join(sorted(unknown))}; "
+                f"known: {', '.join(cls.cli_options)}"
+            )
+        if "path" not in options:
+            return cls(message_cls, processor)
+        adapter = cls(message_cls, processor, open(options["path"], "rb"))  # noqa: SIM115
+        adapter._owns_filelike = True
+        return adapter
 
     def consume(self, processing_ctx: ProcessingContext[M]) -> None:
         stream = self.filelike if self.filelike is not None else sys.stdin.buffer
@@ -72,6 +95,8 @@ class StdinAdapter(RunnableAdapter[M]):
                 processing_ctx.handle(message_cls(_strip_newline(line)))
         finally:
             self._waiting_for_input = False
+            if self._owns_filelike:
+                stream.close()
 
     def interrupt(self) -> None:
         # A signal handler runs between bytecodes of the main thread; raising

@@ -1,0 +1,1 @@
+"""Missive's benchmark suite: ``python -m benchmarks`` (see ``--help``)."""
