@@ -51,6 +51,11 @@ class TestAdapter(Adapter[M], Generic[M]):
     ) -> None:
         self.close()
 
+    @property
+    def processing_ctx(self) -> ProcessingContext[M]:
+        """The processing context, started if it was not yet."""
+        return self._start()
+
     def send(self, message: M) -> Outcome:
         """Process ``message`` as if the transport had delivered it.
 
