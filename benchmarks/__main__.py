@@ -72,7 +72,9 @@ def _table_row(result: Comparison) -> str:
 def _markdown(
     sections: list[tuple[str, list[Comparison]]], *, quick: bool, argv: list[str] | None
 ) -> str:
-    command = "python -m benchmarks " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = "python -m benchmarks " + " ".join(
+        argv if argv is not None else sys.argv[1:]
+    )
     lines = [
         "# Benchmarks",
         "",
@@ -81,26 +83,37 @@ def _markdown(
         "alternating round by round. The ratio is the median over the rounds; min",
         "and max show the spread. Rates are medians too, for scale only.",
         "",
-        f"- command: `{command.strip()}`{' (quick mode: not a real measurement)' if quick else ''}",
+        f"- command: `{command.strip()}`"
+        + (" (quick: not a measurement)" if quick else ""),
         f"- date: {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC",
-        f"- machine: {platform.machine()}, Python {platform.python_version()}, "
-        f"{platform.system()} {platform.release()}",
+        (
+            f"- machine: {platform.machine()}, Python {platform.python_version()}, "
+            f"{platform.system()} {platform.release()}"
+        ),
         "",
     ]
     for suite, results in sections:
         lines += [
             f"## {suite}",
             "",
-            "| benchmark | baseline | ratio (median) | min | max | target | rate | baseline rate |",
+            (
+                "| benchmark | baseline | ratio (median) | min | max | target "
+                "| rate | baseline rate |"
+            ),
             "|---|---|---|---|---|---|---|---|",
         ]
         for r in results:
-            target = "-" if r.target is None else f">= {r.target} {'met' if r.met else 'MISSED'}"
+            target = (
+                "-"
+                if r.target is None
+                else f">= {r.target} {'met' if r.met else 'MISSED'}"
+            )
             rate = _median(r.candidate_rates)
             base = _median(r.baseline_rates)
             lines.append(
-                f"| {r.name} | {r.baseline} | {r.ratio:.2f} | {min(r.ratios):.2f} | "
-                f"{max(r.ratios):.2f} | {target} | {rate:,.0f} {r.unit} | {base:,.0f} {r.unit} |"
+                f"| {r.name} | {r.baseline} | {r.ratio:.2f} | {min(r.ratios):.2f} "
+                f"| {max(r.ratios):.2f} | {target} | {rate:,.0f} {r.unit} "
+                f"| {base:,.0f} {r.unit} |"
             )
         notes = [f"- {r.name}: {r.note}" for r in results if r.note]
         lines += ["", *notes, ""] if notes else [""]

@@ -18,7 +18,8 @@ def main(argv: list[str]) -> int:
         print(__doc__, file=sys.stderr)
         return 2
     wheel_dir = Path(argv[0])
-    folders = argv[1:]
+    # Absolute paths: pip reads a bare "missive-core" as a package name.
+    folders = [str(Path(folder).resolve()) for folder in argv[1:]]
 
     for stale in wheel_dir.glob("*.whl"):
         stale.unlink()

@@ -54,7 +54,9 @@ class FakeDistributions:
         )
         sections = []
         for group, points in entry_points.items():
-            lines = [f"[{group}]"] + [f"{key} = {value}" for key, value in points.items()]
+            lines = [f"[{group}]"] + [
+                f"{key} = {value}" for key, value in points.items()
+            ]
             sections.append("\n".join(lines))
         (dist_info / "entry_points.txt").write_text("\n\n".join(sections) + "\n")
         for module, source in (modules or {}).items():

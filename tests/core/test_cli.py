@@ -101,7 +101,10 @@ def test_run_an_adapter_object_as_it_is():
     ("args", "expected"),
     [
         (["run", "no_such_module:processor", "--adapter", "stdin"], "cannot import"),
-        (["run", "examples.orders_processor:nope", "--adapter", "stdin"], "no attribute"),
+        (
+            ["run", "examples.orders_processor:nope", "--adapter", "stdin"],
+            "no attribute",
+        ),
         (["run", "examples.orders_processor"], "not MODULE:ATTR"),
         (["run", "examples.orders_processor:processor"], "--adapter stdin"),
         (
@@ -109,13 +112,25 @@ def test_run_an_adapter_object_as_it_is():
             "no installed distribution provides the adapter 'pigeon'",
         ),
         (
-            ["run", "examples.orders_processor:processor", "--adapter", "stdin",
-             "-o", "colour=blue"],
+            [
+                "run",
+                "examples.orders_processor:processor",
+                "--adapter",
+                "stdin",
+                "-o",
+                "colour=blue",
+            ],
             "bad options for adapter 'stdin'",
         ),
         (
-            ["run", "examples.orders_processor:processor", "--adapter", "stdin",
-             "-o", "novalue"],
+            [
+                "run",
+                "examples.orders_processor:processor",
+                "--adapter",
+                "stdin",
+                "-o",
+                "novalue",
+            ],
             "not KEY=VALUE",
         ),
         (["run", "examples.orders_processor:dead_letters"], "not a missive Processor"),

@@ -118,9 +118,7 @@ def test_before_handling_hook_that_raises_follows_the_dlq_policy(processor, dlq)
     assert client.acked == [message]
 
 
-def test_after_handling_hook_that_raises_dead_letters_instead_of_acking(
-    processor, dlq
-):
+def test_after_handling_hook_that_raises_dead_letters_instead_of_acking(processor, dlq):
     processor.handle_for(lambda m: True)(lambda message, ctx: ctx.ack())
 
     @processor.after_handling

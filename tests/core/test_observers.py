@@ -35,7 +35,7 @@ def test_observer_sees_acked_nacked_dead_lettered_and_failed(processor, recorder
     with processor.test_client() as client:
         client.send(RawMessage(b"ack"))
         client.send(RawMessage(b"nack"))
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match="boom"):
             client.send(RawMessage(b"boom"))
         processor.set_dlq({})
         client.send(RawMessage(b"stray"))

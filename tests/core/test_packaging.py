@@ -32,7 +32,9 @@ def test_version_comes_from_the_repository_version_file(folder):
     ids=lambda path: path.name,
 )
 def test_plugins_depend_on_a_core_range_that_admits_this_version(folder):
-    requirements = [Requirement(text) for text in _project(folder)["project"]["dependencies"]]
+    requirements = [
+        Requirement(text) for text in _project(folder)["project"]["dependencies"]
+    ]
     [core] = [req for req in requirements if req.name == "missive-core"]
 
     assert not any(spec.operator == "==" for spec in core.specifier)

@@ -318,4 +318,3 @@ def test_plugins_check_reports_a_broken_plugin_and_exits_1(fake_dists, run_pytho
     assert "missing_dependency_of_broken" in broken[0]
     stdin = [line for line in result.stdout.splitlines() if "stdin" in line]
     assert stdin[0].rstrip().endswith("ok")
-

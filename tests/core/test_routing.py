@@ -99,9 +99,7 @@ def test_handler_exception_without_text_uses_its_type_as_reason(processor, dlq):
     assert dlq[message.message_id][1] == "'missing'"
 
 
-def test_exception_after_ack_still_dead_letters_instead_of_acking_twice(
-    processor, dlq
-):
+def test_exception_after_ack_still_dead_letters_instead_of_acking_twice(processor, dlq):
     @processor.handle_for(lambda m: True)
     def ack_then_fail(message, ctx):
         ctx.ack()

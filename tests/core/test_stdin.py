@@ -27,7 +27,10 @@ def test_docs_quick_start_runs_verbatim_from_a_shell_pipe():
         capture_output=True,
         text=True,
         timeout=60,
-        env={**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"},
+        env={
+            **os.environ,
+            "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+        },
     )
 
     assert result.returncode == 0, result.stderr

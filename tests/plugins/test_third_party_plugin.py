@@ -61,21 +61,38 @@ def test_missive_run_switches_to_the_third_party_adapter_without_code_changes(
     )
 
     result = subprocess.run(
-        [sys.executable, "-m", "missive", "run", "app:processor",
-         "--adapter", "listfeed", "-o", "payloads=a,b"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=60,
+        [
+            sys.executable,
+            "-m",
+            "missive",
+            "run",
+            "app:processor",
+            "--adapter",
+            "listfeed",
+            "-o",
+            "payloads=a,b",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == [
-        "handled a", "listfeed acked a", "handled b", "listfeed acked b",
+        "handled a",
+        "listfeed acked a",
+        "handled b",
+        "listfeed acked b",
     ]
 
 
 def test_plugins_command_lists_the_third_party_distribution():
     result = subprocess.run(
         [sys.executable, "-m", "missive", "plugins", "--check"],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
     assert result.returncode == 0, result.stdout

@@ -10,7 +10,7 @@ Importing this package scans no entry points and imports no plugin.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from missive.adapters import Adapter, RunnableAdapter
 from missive.contexts import HandlingContext, Outcome, ProcessingContext
@@ -33,6 +33,9 @@ from missive.messages import DictMessage, JSONMessage, Message, RawMessage
 from missive.processor import Processor
 from missive.state import State
 from missive.testclient import TestAdapter
+
+if TYPE_CHECKING:
+    from missive.plugins import hookimpl
 
 __all__ = [
     "Adapter",

@@ -28,7 +28,9 @@ class ListFeedAdapter(RunnableAdapter[M]):
         cls, message_cls: type[M], processor: Processor[M], options: Mapping[str, str]
     ) -> ListFeedAdapter[M]:
         payloads = options.get("payloads", "")
-        return cls(message_cls, processor, [p.encode() for p in payloads.split(",") if p])
+        return cls(
+            message_cls, processor, [p.encode() for p in payloads.split(",") if p]
+        )
 
     def consume(self, processing_ctx: ProcessingContext[M]) -> None:
         for payload in self.payloads:
