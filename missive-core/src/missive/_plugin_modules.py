@@ -10,15 +10,22 @@ then.
 
 from __future__ import annotations
 
-import importlib
-import importlib.abc
 import importlib.machinery
 import sys
 from collections.abc import Sequence
 from types import ModuleType
+from typing import TYPE_CHECKING, cast
+
+if TYPE_CHECKING:
+    from importlib.abc import Loader
 
 
-class _ExistingModuleLoader(importlib.abc.Loader):
+# The finder and loader implement the import protocols without deriving from
+# importlib.abc, whose import pulls in importlib.resources and costs more than
+# the rest of `import missive` together.
+
+
+class _ExistingModuleLoader:
     """Hands the import system a module that is already imported."""
 
     def __init__(self, module: ModuleType) -> None:
@@ -31,7 +38,7 @@ class _ExistingModuleLoader(importlib.abc.Loader):
         """Nothing to run: the plugin module executed when it was imported."""
 
 
-class PluginModuleFinder(importlib.abc.MetaPathFinder):
+class PluginModuleFinder:
     """Resolves ``<package>.<name>`` to the module of plugin ``<name>``.
 
     :param package: the core package, such as ``"missive.adapters"``.
@@ -56,7 +63,9 @@ class PluginModuleFinder(importlib.abc.MetaPathFinder):
 
         module = plugins.plugin_module(self.group, name)
         return importlib.machinery.ModuleSpec(
-            fullname, _ExistingModuleLoader(module), origin=module.__name__
+            fullname,
+            cast("Loader", _ExistingModuleLoader(module)),
+            origin=module.__name__,
         )
 
 

@@ -115,6 +115,7 @@ class ProcessingContext(Generic[M]):
         self._observer = observer
         # One level check per run, not one per message.
         self._debug = logger.isEnabledFor(logging.DEBUG)
+        self._quiet = observer is None and not self._debug
 
     def ack(self, message: M) -> None:
         """Tell the adapter to acknowledge ``message`` now."""
@@ -146,6 +147,10 @@ class ProcessingContext(Generic[M]):
                 handler(message, handling)
             except Exception as exc:
                 return self._fail(handling, exc)
+            # Fast path for the common case: acked, nobody watching.
+            if handling.decision is Outcome.ACKED and self._quiet:
+                self.adapter.ack(message)
+                return Outcome.ACKED
         return self._settle(handling)
 
     @contextmanager
