@@ -168,6 +168,19 @@ def run(quick: bool) -> list[Comparison]:
         )
     )
 
+    results.append(
+        compare(
+            "indexed field matchers, 1000 handlers",
+            baseline_name="the same with 10 handlers",
+            candidate=_indexed_workload(1000),
+            baseline=_indexed_workload(10),
+            count=count,
+            rounds=rounds,
+            target=0.8,
+            note="each handler matches field('type').equals(<its own value>)",
+        )
+    )
+
     # Dead letters are logged at WARNING; measure the record, not the terminal.
     missive_logger = logging.getLogger("missive")
     missive_logger.addHandler(logging.NullHandler())
@@ -188,6 +201,32 @@ def run(quick: bool) -> list[Comparison]:
         )
     )
     return results
+
+
+def _indexed_workload(handlers: int) -> Callable[[int], float]:
+    from missive.matchers import field
+
+    processor: missive.Processor[Any] = missive.Processor()
+    for i in range(handlers):
+        processor.handle_for(field("type").equals(f"event-{i}"))(
+            lambda message, ctx: ctx.ack()
+        )
+
+    def workload(count: int) -> float:
+        messages = [
+            JSONMessage(b'{"type": "event-%d"}' % (i % handlers)) for i in range(count)
+        ]
+        client = processor.test_client()
+        send = client.send
+        started = time.perf_counter()
+        for message in messages:
+            send(message)
+        result = rate(count, started)
+        client.close()
+        assert len(client.acked) == count
+        return result
+
+    return workload
 
 
 _ORDER = b'{"type": "order", "id": 1}'

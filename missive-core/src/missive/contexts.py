@@ -46,6 +46,11 @@ class Outcome(enum.Enum):
     FAILED = "failed"
 
 
+# Module constants: cheaper to reach on the hot path than enum attributes.
+_ACKED = Outcome.ACKED
+_NACKED = Outcome.NACKED
+
+
 class HandlingContext(Generic[M]):
     """The context of one message: its state, and how its handler settles it.
 
@@ -73,13 +78,13 @@ class HandlingContext(Generic[M]):
         """Acknowledge the message: it was processed and must not come back."""
         if self.decision is not None:
             self._already_settled()
-        self.decision = Outcome.ACKED
+        self.decision = _ACKED
 
     def nack(self) -> None:
         """Reject the message so that the transport may deliver it again."""
         if self.decision is not None:
             self._already_settled()
-        self.decision = Outcome.NACKED
+        self.decision = _NACKED
 
     def _already_settled(self) -> None:
         raise MessageAlreadySettled(
@@ -148,7 +153,7 @@ class ProcessingContext(Generic[M]):
             except Exception as exc:
                 return self._fail(handling, exc)
             # Fast path for the common case: acked, nobody watching.
-            if handling.decision is Outcome.ACKED and self._quiet:
+            if handling.decision is _ACKED and self._quiet:
                 self.adapter.ack(message)
                 return Outcome.ACKED
         return self._settle(handling)
