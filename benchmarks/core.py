@@ -69,37 +69,26 @@ def _acking_processor(handlers: int) -> missive.Processor[Any]:
     return processor
 
 
-def _through_test_client(
+def _raw_messages(handlers: int) -> Callable[[int], list[missive.Message]]:
+    return lambda count: [RawMessage(p) for p in _payloads(handlers, count)]
+
+
+def _workload(
     processor: missive.Processor[Any],
-    handlers: int,
-    message_cls: type[missive.Message] = RawMessage,
-    expect_acked: bool = True,
+    make_messages: Callable[[int], list[missive.Message]],
+    *,
+    through_handle: bool = False,
 ) -> Callable[[int], float]:
+    """Time sending messages through the test client (or straight to
+    ``ProcessingContext.handle``); every message must end up acked."""
+
     def workload(count: int) -> float:
-        messages = [message_cls(payload) for payload in _payloads(handlers, count)]
-        client = processor.test_client()
-        send = client.send
-        started = time.perf_counter()
-        for message in messages:
-            send(message)
-        result = rate(count, started)
-        client.close()
-        assert len(client.acked) == count or not expect_acked
-        return result
-
-    return workload
-
-
-def _through_handle(
-    processor: missive.Processor[Any], handlers: int
-) -> Callable[[int], float]:
-    def workload(count: int) -> float:
-        messages = [RawMessage(payload) for payload in _payloads(handlers, count)]
+        messages = make_messages(count)
         with processor.test_client() as client:
-            handle = client.processing_ctx.handle
+            send = client.processing_ctx.handle if through_handle else client.send
             started = time.perf_counter()
             for message in messages:
-                handle(message)
+                send(message)
             result = rate(count, started)
         assert len(client.acked) == count
         return result
@@ -119,7 +108,7 @@ def run(quick: bool) -> list[Comparison]:
             compare(
                 f"test client, {handlers} handler(s)",
                 baseline_name="hand-written loop",
-                candidate=_through_test_client(processor, handlers),
+                candidate=_workload(processor, _raw_messages(handlers)),
                 baseline=_hand_written_loop(handlers),
                 count=n,
                 rounds=rounds,
@@ -130,7 +119,9 @@ def run(quick: bool) -> list[Comparison]:
             compare(
                 f"ProcessingContext.handle, {handlers} handler(s)",
                 baseline_name="hand-written loop",
-                candidate=_through_handle(processor, handlers),
+                candidate=_workload(
+                    processor, _raw_messages(handlers), through_handle=True
+                ),
                 baseline=_hand_written_loop(handlers),
                 count=n,
                 rounds=rounds,
@@ -146,7 +137,7 @@ def run(quick: bool) -> list[Comparison]:
         compare(
             "test client, 1 handler, all four hooks",
             baseline_name="hand-written loop",
-            candidate=_through_test_client(hooked, 1),
+            candidate=_workload(hooked, _raw_messages(1)),
             baseline=_hand_written_loop(1),
             count=count,
             rounds=rounds,
@@ -161,7 +152,10 @@ def run(quick: bool) -> list[Comparison]:
         compare(
             "test client, JSON decoding in the matcher",
             baseline_name="hand-written loop with json.loads",
-            candidate=_json_workload(json_processor),
+            candidate=_workload(
+                json_processor,
+                lambda count: [JSONMessage(_ORDER) for _ in range(count)],
+            ),
             baseline=_json_hand_written_loop(),
             count=count,
             rounds=rounds,
@@ -191,7 +185,7 @@ def run(quick: bool) -> list[Comparison]:
         compare(
             "test client, every message dead-lettered",
             baseline_name="hand-written loop storing into a dict",
-            candidate=_through_test_client(failing, 1),
+            candidate=_workload(failing, _raw_messages(1)),
             baseline=_dead_letter_hand_written_loop(),
             count=count,
             rounds=rounds,
@@ -211,40 +205,15 @@ def _indexed_workload(handlers: int) -> Callable[[int], float]:
         processor.handle_for(field("type").equals(f"event-{i}"))(
             lambda message, ctx: ctx.ack()
         )
-
-    def workload(count: int) -> float:
-        messages = [
+    return _workload(
+        processor,
+        lambda count: [
             JSONMessage(b'{"type": "event-%d"}' % (i % handlers)) for i in range(count)
-        ]
-        client = processor.test_client()
-        send = client.send
-        started = time.perf_counter()
-        for message in messages:
-            send(message)
-        result = rate(count, started)
-        client.close()
-        assert len(client.acked) == count
-        return result
-
-    return workload
+        ],
+    )
 
 
 _ORDER = b'{"type": "order", "id": 1}'
-
-
-def _json_workload(processor: missive.Processor[Any]) -> Callable[[int], float]:
-    def workload(count: int) -> float:
-        messages = [JSONMessage(_ORDER) for _ in range(count)]
-        client = processor.test_client()
-        started = time.perf_counter()
-        for message in messages:
-            client.send(message)
-        result = rate(count, started)
-        client.close()
-        assert len(client.acked) == count
-        return result
-
-    return workload
 
 
 def _json_hand_written_loop() -> Callable[[int], float]:
