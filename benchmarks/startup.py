@@ -89,7 +89,9 @@ def run(quick: bool) -> list[Comparison]:
     return results
 
 
-def _with_budget(comparison: Comparison, extra_ms: float, budget_ms: float) -> Comparison:
+def _with_budget(
+    comparison: Comparison, extra_ms: float, budget_ms: float
+) -> Comparison:
     """Express a millisecond budget as a target on the ratio of rates.
 
     The ratio of start-up rates is base / (base + extra), so the budget holds

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import gc
+import os
+
 import pytest
 
 import missive
@@ -221,3 +224,24 @@ def test_state_names_a_missing_attribute():
 
     with pytest.raises(AttributeError, match="start_time"):
         state.start_time  # noqa: B018
+
+
+def test_a_forked_child_never_runs_the_parents_after_processing_hooks(
+    processor, tmp_path
+):
+    marker = tmp_path / "after_processing_pids"
+    processor.after_processing(
+        lambda ctx: marker.open("a").write(f"{os.getpid()}\n")
+    )
+    client = processor.test_client()
+    client.processing_ctx  # noqa: B018  (opens the context before the fork)
+
+    pid = os.fork()
+    if pid == 0:  # the child drops its copy of the open context and exits
+        del client
+        gc.collect()
+        os._exit(0)
+    os.waitpid(pid, 0)
+    client.close()
+
+    assert marker.read_text().split() == [str(os.getpid())]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import traceback
 from collections.abc import Callable, Iterator, MutableMapping
 from contextlib import contextmanager
@@ -134,20 +135,25 @@ class Processor(Generic[M]):
         """Enter the processing context, running the processing hooks.
 
         ``after_processing`` hooks run on the way out, also when the block
-        raised.
+        raised, and only in the process that entered the context: a child
+        forked meanwhile (a pre-forking WSGI server) never runs them.
         """
         from missive import plugins
 
         ctx = ProcessingContext(
             message_cls, adapter, self, observer=plugins.outcome_observer()
         )
+        owner = os.getpid()
         for hook in self._before_processing:
             hook(ctx)
         try:
             yield ctx
         finally:
-            for hook in self._after_processing:
-                hook(ctx)
+            # A child forked while the context was open inherits it; the
+            # hooks that end it belong to the process that started it.
+            if os.getpid() == owner:
+                for hook in self._after_processing:
+                    hook(ctx)
 
     def test_client(self) -> TestAdapter[M]:
         """Return an in-memory adapter for tests.
