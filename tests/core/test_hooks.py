@@ -230,9 +230,7 @@ def test_a_forked_child_never_runs_the_parents_after_processing_hooks(
     processor, tmp_path
 ):
     marker = tmp_path / "after_processing_pids"
-    processor.after_processing(
-        lambda ctx: marker.open("a").write(f"{os.getpid()}\n")
-    )
+    processor.after_processing(lambda ctx: marker.open("a").write(f"{os.getpid()}\n"))
     client = processor.test_client()
     client.processing_ctx  # noqa: B018  (opens the context before the fork)
 
