@@ -123,3 +123,35 @@ def test_set_dlq_none_stops_dead_lettering():
 def test_dlq_backends_load_by_name():
     assert missive.dlq.load("memory") is MemoryDLQ
     assert "memory" in missive.dlq.names()
+
+
+def test_adapter_can_dead_letter_a_message_it_refuses_before_handling():
+    dlq = MemoryDLQ()
+    processor = missive.Processor()
+    processor.set_dlq(dlq)
+    message = RawMessage(b"x")
+
+    with processor.test_client() as client:
+        outcome = client.processing_ctx.dead_letter(message, "delivered 6 times")
+
+    assert outcome is Outcome.DEAD_LETTERED
+    assert dlq[message.message_id] == (message, "delivered 6 times")
+    assert client.acked == [message]
+
+
+def test_adapter_dead_letter_without_a_dlq_raises_and_does_not_ack():
+    processor = missive.Processor()
+    message = RawMessage(b"x")
+
+    with processor.test_client() as client:
+        with pytest.raises(missive.DeadLetterError, match="no DLQ is set"):
+            client.processing_ctx.dead_letter(message, "poison")
+
+    assert client.acked == []
+
+
+def test_rebuild_keeps_attributes():
+    rebuilt = RawMessage.rebuild(b"x", b"id-1", attributes={"stream": "orders"})
+
+    assert rebuilt.attributes == {"stream": "orders"}
+    assert rebuilt == RawMessage(b"", message_id=b"id-1")

@@ -226,13 +226,12 @@ def test_documented_plugin_import_path_resolves_to_the_plugin_module(
 
 def test_import_path_of_a_missing_plugin_says_what_to_install(run_python):
     result = run_python(
-        "import missive.plugins, missive.adapters\n"
-        "missive.plugins.use_registry(missive.plugins.PluginRegistry(discover=False))"
-        ".__enter__()\n"
-        "try:\n"
-        "    from missive.dlq.sqlite import SQLiteDLQ\n"
-        "except ImportError as exc:\n"
-        "    print(type(exc).__name__, exc)\n"
+        "from missive.plugins import PluginRegistry, use_registry\n"
+        "with use_registry(PluginRegistry(discover=False)):\n"
+        "    try:\n"
+        "        from missive.dlq.sqlite import SQLiteDLQ\n"
+        "    except ImportError as exc:\n"
+        "        print(type(exc).__name__, exc)\n"
     )
 
     assert result.returncode == 0, result.stderr

@@ -257,11 +257,35 @@ class ProcessingContext(Generic[M]):
                 )
             raise error
 
+        return self.dead_letter(message, reason, error=error)
+
+    def dead_letter(
+        self, message: M, reason: str, *, error: BaseException | None = None
+    ) -> Outcome:
+        """Store ``message`` in the processor's DLQ under ``reason``, then ack it.
+
+        Processing calls this for every message it cannot handle; adapters
+        call it for messages they refuse before any handler runs (delivered
+        too often, a payload field missing), so that the same policy and the
+        same outcome observers apply.
+
+        :param error: the exception behind the failure, if any; a DLQ backend
+            that stores details receives its type and traceback.
+        :returns: ``Outcome.DEAD_LETTERED``.
+        :raises DeadLetterError: no DLQ is set, or storing failed; the message
+            was then neither acked nor nacked.
+        """
+        if self.processor.dlq is None:
+            raise DeadLetterError(
+                f"no DLQ is set to store message {message.message_id!r} ({reason})"
+            )
+
         logger.warning(
             "dead-lettering message %r: %s",
             message.message_id,
             reason,
-            exc_info=not isinstance(error, (RoutingError, MessageDecodeError)),
+            exc_info=error is not None
+            and not isinstance(error, (RoutingError, MessageDecodeError)),
         )
         try:
             self.processor._store_dead_letter(message, reason, error, self.adapter)

@@ -83,9 +83,18 @@ class Message:
         )
 
     @classmethod
-    def rebuild(cls, raw_data: bytes, message_id: bytes) -> Self:
-        """Recreate a message from stored bytes and id (used by DLQ backends)."""
-        return cls(raw_data, message_id)
+    def rebuild(
+        cls,
+        raw_data: bytes,
+        message_id: bytes,
+        *,
+        attributes: Mapping[str, Any] | None = None,
+    ) -> Self:
+        """Recreate a stored message (DLQ backends use this to read back).
+
+        A subclass whose constructor takes more arguments overrides this.
+        """
+        return cls(raw_data, message_id, attributes=attributes)
 
 
 class RawMessage(Message):

@@ -122,7 +122,8 @@ class Processor(Generic[M]):
 
         Any mutable mapping works, a ``dict`` included.  A backend that also
         has ``add_dead_letter(message, reason, details)`` receives the
-        exception type, a bounded traceback and the adapter's name as well.
+        exception type, a bounded traceback (both ``None`` when the message
+        was refused without an exception) and the adapter's name as well.
         Pass ``None`` to stop dead-lettering.
         """
         self.dlq = dlq
@@ -174,7 +175,11 @@ class Processor(Generic[M]):
         )
 
     def _store_dead_letter(
-        self, message: M, reason: str, error: Exception, adapter: Adapter[M]
+        self,
+        message: M,
+        reason: str,
+        error: BaseException | None,
+        adapter: Adapter[M],
     ) -> None:
         """Write one dead letter; raises whatever the DLQ raised."""
         assert self.dlq is not None
@@ -182,13 +187,18 @@ class Processor(Generic[M]):
             self.dlq[message.message_id] = (message, reason)
             return
 
-        formatted = "".join(traceback.format_exception(error))
+        error_type = traceback_text = None
+        if error is not None:
+            error_type = f"{type(error).__module__}.{type(error).__qualname__}"
+            traceback_text = "".join(traceback.format_exception(error))[
+                -TRACEBACK_LIMIT:
+            ]
         self._store_details(
             message,
             reason,
             {
-                "error_type": f"{type(error).__module__}.{type(error).__qualname__}",
-                "traceback": formatted[-TRACEBACK_LIMIT:],
+                "error_type": error_type,
+                "traceback": traceback_text,
                 "adapter": type(adapter).__name__,
             },
         )

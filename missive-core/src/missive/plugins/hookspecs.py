@@ -64,7 +64,10 @@ def missive_dlq_backends() -> Mapping[str, type[Any]]:
     Called when a DLQ backend is loaded by name (``missive.dlq.load``).  A
     backend is a ``MutableMapping[bytes, tuple[Message, str]]``; it may also
     offer ``add_dead_letter(message, reason, details)`` to receive the failure
-    details, and ``oldest()``.
+    details (``error_type``, ``traceback``, ``adapter``), and ``oldest()``.
+    Stored messages are read back through ``missive.messages.load(
+    message.format_name).rebuild(raw_data, message_id, attributes=...)``, never
+    by unpickling.
     """
     raise NotImplementedError
 
