@@ -40,6 +40,10 @@ class FakeDistributions:
     def __init__(self, root: Path) -> None:
         self.root = root
 
+    def sibling(self, name: str) -> FakeDistributions:
+        """Another folder of distributions next to this one."""
+        return FakeDistributions(self.root.parent / name)
+
     def add(
         self,
         name: str,

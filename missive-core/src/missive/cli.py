@@ -106,6 +106,15 @@ def _run_plugins(args: argparse.Namespace) -> int:
                 row["error"] = _check_plugin(registry, info)
             rows.append(row)
 
+    if args.check:
+        # Loaded plugins are also checked against the hook specifications.
+        for problem in registry.validate():
+            for row in rows:
+                if not row["error"] and problem.startswith(
+                    f"{row['distribution']}:{row['entry_point']}:"
+                ):
+                    row["error"] = problem
+
     if args.json:
         print(json.dumps(rows, indent=2))
     else:

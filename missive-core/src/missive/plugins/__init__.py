@@ -1,9 +1,16 @@
 """The plugin layer: finding, importing and registering plugins.
 
 Plugins are found through entry points (see :mod:`missive.plugins.hookspecs`
-for the groups and hooks) and registered on a pluggy plugin manager owned by a
-:class:`PluginRegistry`.  Everything is lazy: listing reads only metadata, and
-loading a name imports only the plugin that provides it.
+for the groups and hooks) and registered with a :class:`PluginRegistry`.
+Everything is lazy: listing reads only metadata files, and loading a name
+imports only the plugin that provides it.
+
+Loading a component by name calls the one providing plugin's hook directly;
+the pluggy plugin manager, which validates implementations against the hook
+specifications and calls a hook on every plugin at once (outcome observers,
+CLI commands), is built the first time something needs it.  That keeps
+``missive.adapters.load("stdin")`` within a few milliseconds of
+``import missive``.
 
 Tests that need a plugin without installing a distribution build their own
 registry and make it current with :func:`use_registry`.
@@ -11,22 +18,43 @@ registry and make it current with :func:`use_registry`.
 
 from __future__ import annotations
 
-import difflib
-import importlib.metadata
+import importlib
 import logging
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from types import ModuleType
-from typing import Any
-
-import pluggy
+from typing import TYPE_CHECKING, Any, TypeVar, cast, overload
 
 from missive.errors import DuplicatePlugin, PluginLoadError, PluginNotFound
-from missive.plugins import hookspecs
+from missive.plugins.discovery import KIND_NAMES, PluginInfo, scan
+
+if TYPE_CHECKING:
+    import pluggy
+
+__all__ = [
+    "ADAPTERS",
+    "COMMANDS",
+    "DLQ",
+    "GROUPS",
+    "KIND_NAMES",
+    "MESSAGES",
+    "OBSERVERS",
+    "PluginInfo",
+    "PluginRegistry",
+    "get_registry",
+    "hookimpl",
+    "load",
+    "names",
+    "outcome_observer",
+    "plugin_module",
+    "use_registry",
+]
 
 logger = logging.getLogger(__name__)
+
+PROJECT_NAME = "missive"
 
 ADAPTERS = "missive.adapters"
 MESSAGES = "missive.messages"
@@ -44,15 +72,6 @@ _COMPONENT_HOOKS = {
     DLQ: "missive_dlq_backends",
 }
 
-#: What users call each kind in messages.
-KIND_NAMES = {
-    ADAPTERS: "adapter",
-    MESSAGES: "message format",
-    DLQ: "DLQ backend",
-    COMMANDS: "command",
-    OBSERVERS: "observer",
-}
-
 #: First-party distributions, to say what to install for a missing name.
 KNOWN_DISTRIBUTIONS = {
     (ADAPTERS, "redis"): "missive-redis",
@@ -62,29 +81,62 @@ KNOWN_DISTRIBUTIONS = {
     (COMMANDS, "dlq"): "missive-sqlite-dlq",
 }
 
-hookimpl = pluggy.HookimplMarker(hookspecs.PROJECT_NAME)
-"""Marks a plugin's function as the implementation of a Missive hook."""
+#: The attribute a hook implementation carries its options in; pluggy's own
+#: ``HookimplMarker("missive")`` writes the same one, so either marker works.
+_MARK = f"{PROJECT_NAME}_impl"
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
-@dataclass(frozen=True)
-class PluginInfo:
-    """One entry point of an installed plugin, read from metadata alone."""
+class HookimplMarker:
+    """Marks a plugin's function as the implementation of a Missive hook.
 
-    group: str
-    name: str
-    value: str
-    distribution: str
-    version: str
+    Use it bare (``@hookimpl``) or with pluggy's options
+    (``@hookimpl(tryfirst=True)``).  It records the options exactly as
+    ``pluggy.HookimplMarker("missive")`` does, without importing pluggy, so
+    that importing a plugin stays cheap.
+    """
 
-    @property
-    def kind(self) -> str:
-        return KIND_NAMES.get(self.group, self.group)
+    @overload
+    def __call__(self, function: F) -> F: ...
 
-    def describe(self) -> str:
-        return (
-            f"{self.kind} {self.name!r} from distribution {self.distribution} "
-            f"{self.version} (entry point {self.name} = {self.value})"
-        )
+    @overload
+    def __call__(
+        self,
+        function: None = None,
+        *,
+        tryfirst: bool = False,
+        trylast: bool = False,
+        optionalhook: bool = False,
+        specname: str | None = None,
+    ) -> Callable[[F], F]: ...
+
+    def __call__(
+        self,
+        function: F | None = None,
+        *,
+        tryfirst: bool = False,
+        trylast: bool = False,
+        optionalhook: bool = False,
+        specname: str | None = None,
+    ) -> F | Callable[[F], F]:
+        options = {
+            "wrapper": False,
+            "hookwrapper": False,
+            "optionalhook": optionalhook,
+            "tryfirst": tryfirst,
+            "trylast": trylast,
+            "specname": specname,
+        }
+
+        def mark(func: F) -> F:
+            setattr(func, _MARK, dict(options))
+            return func
+
+        return mark if function is None else mark(function)
+
+
+hookimpl = HookimplMarker()
 
 
 class PluginRegistry:
@@ -95,35 +147,71 @@ class PluginRegistry:
     """
 
     def __init__(self, *, discover: bool = True) -> None:
-        self.manager = pluggy.PluginManager(hookspecs.PROJECT_NAME)
-        self.manager.add_hookspecs(hookspecs)
         self.discover = discover
         self._lock = threading.RLock()
+        self._plugins: dict[str, object] = {}
+        self._implementations: dict[tuple[str, str], Callable[..., Any] | None] = {}
         self._imported: dict[tuple[str, str], ModuleType] = {}
+        self._manager: pluggy.PluginManager | None = None
         self._observers_loaded = False
+        self._scanned: tuple[tuple[str, ...], list[PluginInfo]] | None = None
+
+    @property
+    def manager(self) -> pluggy.PluginManager:
+        """The pluggy plugin manager, with every registered plugin on it.
+
+        A plugin whose hooks do not match the specifications is left off and
+        logged; :meth:`validate` reports it.
+        """
+        with self._lock:
+            if self._manager is None:
+                manager = _new_manager()
+                for name, plugin in self._plugins.items():
+                    _register_validated(manager, plugin, name)
+                self._manager = manager
+            return self._manager
 
     def register(self, plugin: object, name: str | None = None) -> None:
         """Register a plugin object by hand, as a test or an application may."""
         with self._lock:
-            self.manager.register(plugin, name)
+            name = name or f"{type(plugin).__name__}-{id(plugin)}"
+            self._plugins[name] = plugin
+            if self._manager is not None:
+                _register_validated(self._manager, plugin, name)
+
+    def validate(self) -> list[str]:
+        """Check every registered plugin against the hook specifications.
+
+        :returns: one line per problem; empty when all is well.
+        """
+        import pluggy
+
+        problems = []
+        manager = _new_manager()
+        for name, plugin in self._plugins.items():
+            try:
+                manager.register(plugin, name)
+            except pluggy.PluginValidationError as exc:
+                problems.append(f"{name}: {exc}")
+        try:
+            manager.check_pending()
+        except pluggy.PluginValidationError as exc:
+            problems.append(str(exc))
+        return problems
 
     def entries(self, group: str) -> list[PluginInfo]:
         """Return the entry points of ``group``, read from metadata only."""
         if not self.discover:
             return []
-        seen: dict[tuple[str, str, str], PluginInfo] = {}
-        for entry_point in importlib.metadata.entry_points(group=group):
-            dist = entry_point.dist
-            info = PluginInfo(
-                group=group,
-                name=entry_point.name,
-                value=entry_point.value,
-                distribution=dist.name if dist is not None else "(unknown)",
-                version=dist.version if dist is not None else "",
-            )
-            # A distribution seen twice on sys.path is still one distribution.
-            seen.setdefault((info.name, info.value, info.distribution), info)
-        return sorted(seen.values(), key=lambda info: (info.name, info.distribution))
+        with self._lock:
+            path = tuple(sys.path)
+            if self._scanned is None or self._scanned[0] != path:
+                self._scanned = (path, scan(GROUPS, path))
+            found = self._scanned[1]
+        return sorted(
+            (info for info in found if info.group == group),
+            key=lambda info: (info.name, info.distribution),
+        )
 
     def names(self, group: str) -> list[str]:
         """Return every name available in ``group``, sorted."""
@@ -189,7 +277,8 @@ class PluginRegistry:
         """Return a callable reporting outcomes to observers, or ``None``.
 
         Loads the ``missive.observers`` plugins on first use.  ``None`` means
-        no plugin observes outcomes, so processing skips the call entirely.
+        no plugin observes outcomes, so processing skips the call entirely
+        (and pluggy is not even imported).
         """
         with self._lock:
             if not self._observers_loaded:
@@ -197,10 +286,14 @@ class PluginRegistry:
                 for _, error in self.load_group(OBSERVERS):
                     if error is not None:
                         logger.error("skipping broken observer: %s", error)
+            observed = any(
+                self._implementation(name, plugin, "missive_message_outcome")
+                for name, plugin in self._plugins.items()
+            )
+        if not observed:
+            return None
 
         hook = self.manager.hook.missive_message_outcome
-        if not hook.get_hookimpls():
-            return None
 
         def observe(**kwargs: Any) -> None:
             try:
@@ -236,31 +329,44 @@ class PluginRegistry:
                 return self._imported[key]
             try:
                 module = importlib.import_module(info.value.partition(":")[0])
-                if not self.manager.is_registered(module):
-                    self.manager.register(module, f"{info.distribution}:{info.value}")
             except Exception as exc:
                 raise PluginLoadError(
                     f"{info.describe()} failed to load: {type(exc).__name__}: {exc}"
                 ) from exc
+            if not any(plugin is module for plugin in self._plugins.values()):
+                self.register(module, f"{info.distribution}:{info.value}")
             self._imported[key] = module
             logger.debug("loaded %s", info.describe())
             return module
 
     def _provided(self, group: str) -> dict[str, Any]:
-        """Merge what every registered plugin's hook provides for ``group``."""
-        hook = getattr(self.manager.hook, _COMPONENT_HOOKS[group])
+        """Merge what every registered plugin provides for ``group``."""
+        hook_name = _COMPONENT_HOOKS[group]
         merged: dict[str, Any] = {}
         owners: dict[str, str] = {}
-        for impl in reversed(hook.get_hookimpls()):
-            for name, component in impl.function().items():
+        with self._lock:
+            plugins = list(self._plugins.items())
+        for plugin_name, plugin in plugins:
+            implementation = self._implementation(plugin_name, plugin, hook_name)
+            if implementation is None:
+                continue
+            for name, component in implementation().items():
                 if name in merged and merged[name] is not component:
                     raise DuplicatePlugin(
                         f"{KIND_NAMES[group]} {name!r} is provided by both "
-                        f"plugin {owners[name]} and plugin {impl.plugin_name}"
+                        f"plugin {owners[name]} and plugin {plugin_name}"
                     )
                 merged[name] = component
-                owners[name] = impl.plugin_name
+                owners[name] = plugin_name
         return merged
+
+    def _implementation(
+        self, plugin_name: str, plugin: object, hook_name: str
+    ) -> Callable[..., Any] | None:
+        key = (plugin_name, hook_name)
+        if key not in self._implementations:
+            self._implementations[key] = _implementation(plugin, hook_name)
+        return self._implementations[key]
 
     def _not_found_message(self, group: str, name: str) -> str:
         kind = KIND_NAMES[group]
@@ -270,10 +376,47 @@ class PluginRegistry:
         distribution = KNOWN_DISTRIBUTIONS.get((group, name))
         if distribution is not None:
             return f"{text}. Install it with: pip install {distribution}"
+        import difflib
+
         close = difflib.get_close_matches(name, available, n=1)
         if close:
             return f"{text}. Did you mean {close[0]!r}?"
         return f"{text}. Look for a distribution named missive-{name}."
+
+
+def _implementation(plugin: object, hook_name: str) -> Callable[..., Any] | None:
+    """The plugin's marked implementation of ``hook_name``, if it has one."""
+    candidate = getattr(plugin, hook_name, None)
+    if callable(candidate) and isinstance(getattr(candidate, _MARK, None), dict):
+        return cast("Callable[..., Any]", candidate)
+    # An implementation may carry another name and say which hook it is.
+    for attribute in dir(plugin):
+        candidate = getattr(plugin, attribute, None)
+        options = getattr(candidate, _MARK, None)
+        if isinstance(options, dict) and options.get("specname") == hook_name:
+            return cast("Callable[..., Any]", candidate)
+    return None
+
+
+def _new_manager() -> pluggy.PluginManager:
+    import pluggy
+
+    from missive.plugins import hookspecs
+
+    manager = pluggy.PluginManager(PROJECT_NAME)
+    manager.add_hookspecs(hookspecs)
+    return manager
+
+
+def _register_validated(
+    manager: pluggy.PluginManager, plugin: object, name: str
+) -> None:
+    import pluggy
+
+    try:
+        manager.register(plugin, name)
+    except pluggy.PluginValidationError:
+        logger.exception("plugin %s does not match the hook specifications", name)
 
 
 _registry: PluginRegistry | None = None

@@ -22,12 +22,12 @@ from typing import TYPE_CHECKING, Any
 
 import pluggy
 
+from missive.plugins import PROJECT_NAME
+
 if TYPE_CHECKING:
     from missive.adapters import Adapter
     from missive.contexts import Outcome, ProcessingContext
     from missive.messages import Message
-
-PROJECT_NAME = "missive"
 
 hookspec = pluggy.HookspecMarker(PROJECT_NAME)
 
