@@ -7,22 +7,27 @@ import os
 import traceback
 from collections.abc import Callable, Iterator, MutableMapping
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from missive.contexts import HandlingContext, ProcessingContext
+from missive.contexts import ProcessingContext
 from missive.errors import HandlerAlreadyRegistered
-from missive.routing import Handler, Matcher, Router
-
-if TYPE_CHECKING:
-    from missive.adapters import Adapter
-    from missive.messages import Message
-    from missive.testclient import TestAdapter
+from missive.routing import Router
 
 M = TypeVar("M", bound="Message")
 H = TypeVar("H", bound=Callable[..., Any])
 
-ProcessingHook = Callable[[ProcessingContext[M]], None]
-HandlingHook = Callable[[ProcessingContext[M], HandlingContext[M]], None]
+if TYPE_CHECKING:
+    from typing import TypeAlias
+
+    from missive.adapters import Adapter
+    from missive.contexts import HandlingContext
+    from missive.messages import Message
+    from missive.routing import Handler, Matcher
+    from missive.testclient import TestAdapter
+
+    ProcessingHook: TypeAlias = Callable[[ProcessingContext[M]], None]
+    HandlingHook: TypeAlias = Callable[[ProcessingContext[M], HandlingContext[M]], None]
+
 
 logger = logging.getLogger(__name__)
 
@@ -30,13 +35,21 @@ logger = logging.getLogger(__name__)
 TRACEBACK_LIMIT = 8192
 
 
-class _Plan(NamedTuple):
+class _Plan:
     """Everything ``handle`` needs per message, rebuilt on each registration."""
 
-    router: Router[Any]
-    before: tuple[Callable[..., None], ...]
-    after: tuple[Callable[..., None], ...]
-    hooked: bool
+    __slots__ = ("after", "before", "hooked", "router")
+
+    def __init__(
+        self,
+        router: Router[Any],
+        before: tuple[Callable[..., None], ...] = (),
+        after: tuple[Callable[..., None], ...] = (),
+    ) -> None:
+        self.router = router
+        self.before = before
+        self.after = after
+        self.hooked = bool(before or after)
 
 
 class Processor(Generic[M]):
@@ -60,7 +73,7 @@ class Processor(Generic[M]):
         self._before_handling: list[HandlingHook[M]] = []
         self._after_handling: list[HandlingHook[M]] = []
         self._store_details: Callable[..., None] | None = None
-        self._plan = _Plan(Router(), (), (), hooked=False)
+        self._plan = _Plan(Router())
 
     def handle_for(self, matcher: Matcher[M]) -> Callable[[H], H]:
         """Register the decorated function as the handler for ``matcher``.
@@ -170,9 +183,7 @@ class Processor(Generic[M]):
     def _replan(self) -> None:
         before = tuple(self._before_handling)
         after = tuple(self._after_handling)
-        self._plan = _Plan(
-            Router(self._handlers.items()), before, after, bool(before or after)
-        )
+        self._plan = _Plan(Router(self._handlers.items()), before, after)
 
     def _store_dead_letter(
         self,

@@ -18,14 +18,19 @@ from missive.errors import (
     RoutingError,
 )
 
+M = TypeVar("M", bound="Message")
+
 if TYPE_CHECKING:
+    from typing import TypeAlias
+
     from missive.contexts import HandlingContext
     from missive.messages import Message
 
-M = TypeVar("M", bound="Message")
-
-Matcher = Callable[[M], Any]
-Handler = Callable[[M, "HandlingContext[M]"], None]
+    # Type aliases exist for the type checker only: building them at run time
+    # costs more than the rest of this module.
+    Matcher: TypeAlias = Callable[[M], Any]
+    Handler: TypeAlias = Callable[[M, HandlingContext[M]], None]
+    _Route: TypeAlias = tuple[Matcher[M], Handler[M]]
 
 
 class Router(Generic[M]):
@@ -121,9 +126,6 @@ class Router(Generic[M]):
         if found is None:
             raise NoMatchingHandler(message.message_id)
         return found[1]
-
-
-_Route = tuple[Matcher[M], Handler[M]]
 
 
 def _index_entry(matcher: object) -> tuple[Any, tuple[Any, ...]] | None:
