@@ -23,7 +23,10 @@ POLL_SECONDS = 0.5
 
 
 class _ThreadingServer(ThreadingMixIn, WSGIServer):
-    daemon_threads = True
+    # Closing the server waits for the requests in flight, so that run()
+    # returns (and after_processing runs) only once each is settled.
+    daemon_threads = False
+    block_on_close = True
 
 
 class _LoggingHandler(WSGIRequestHandler):
