@@ -11,7 +11,6 @@ import http.client
 import threading
 from typing import Any
 
-import pytest
 from wsgi_testing import free_port
 
 from missive import Processor, RawMessage
