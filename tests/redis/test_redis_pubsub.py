@@ -88,7 +88,8 @@ def test_receives_on_several_channels_and_a_pattern(
         wait_until(lambda: len(recorder.payloads()) >= 3)
 
     assert errors == []
-    by_payload = {m.raw_data: m for m in recorder.messages}
+    # A probe published before clear() may still arrive after it.
+    by_payload = {m.raw_data: m for m in recorder.messages if m.raw_data != b"probe"}
     assert sorted(by_payload) == [b"a-1", b"i-1", b"o-1"]
     assert by_payload[b"o-1"].attributes["channel"] == prefix + "orders"
     assert by_payload[b"o-1"].attributes["transport_id"] == prefix + "orders"
@@ -99,7 +100,7 @@ def test_receives_on_several_channels_and_a_pattern(
         "transport_id": prefix + "audit.login",
         "pattern": prefix + "audit.*",
     }
-    assert len({m.message_id for m in recorder.messages}) == 3
+    assert len({m.message_id for m in recorder.messages}) == len(recorder.messages)
 
 
 def test_json_and_raw_messages_keep_their_payloads(
