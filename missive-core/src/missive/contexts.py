@@ -29,7 +29,7 @@ from missive.state import State
 if TYPE_CHECKING:
     from missive.adapters import Adapter
     from missive.messages import Message
-    from missive.processor import Processor
+    from missive.processor import Processor, _Plan
 
 M = TypeVar("M", bound="Message")
 
@@ -143,7 +143,7 @@ class ProcessingContext(Generic[M]):
         handling = HandlingContext(message, self)
         plan = self.processor._plan
         if plan.hooked:
-            error = self._run_hooked(handling, plan.before, plan.after)
+            error = self._run_hooked(handling, plan)
             if error is not None:
                 return self._fail(handling, error)
         else:
@@ -155,7 +155,7 @@ class ProcessingContext(Generic[M]):
             # Fast path for the common case: acked, nobody watching.
             if handling.decision is _ACKED and self._quiet:
                 self.adapter.ack(message)
-                return Outcome.ACKED
+                return _ACKED
         return self._settle(handling)
 
     @contextmanager
@@ -178,10 +178,7 @@ class ProcessingContext(Generic[M]):
         self._settle(handling)
 
     def _run_hooked(
-        self,
-        handling: HandlingContext[M],
-        before: tuple[Callable[..., None], ...],
-        after: tuple[Callable[..., None], ...],
+        self, handling: HandlingContext[M], plan: _Plan
     ) -> Exception | None:
         """Run hooks, routing and handler; return the first exception raised.
 
@@ -190,19 +187,19 @@ class ProcessingContext(Generic[M]):
         """
         message = handling.message
         try:
-            for hook in before:
+            for hook in plan.before:
                 hook(self, handling)
         except Exception as exc:
             return exc
 
         error: Exception | None = None
         try:
-            handler = self.processor._plan.router.select(message)
+            handler = plan.router.select(message)
             handler(message, handling)
         except Exception as exc:
             error = exc
 
-        for hook in after:
+        for hook in plan.after:
             try:
                 hook(self, handling)
             except Exception as exc:
