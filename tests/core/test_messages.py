@@ -163,3 +163,17 @@ def test_docs_label_matcher_routes_sign_ins():
 
     assert recorded == [sign_in]
     assert len(client.acked) == 2
+
+
+def test_json_nested_too_deeply_is_a_decode_error_not_a_crash(dlq):
+    processor: missive.Processor[JSONMessage] = missive.Processor()
+    processor.handle_for(lambda m: m.get_json() == 1)(lambda message, ctx: ctx.ack())
+    processor.set_dlq(dlq)
+    message = JSONMessage(b"[" * 100_000 + b"]" * 100_000)
+
+    with processor.test_client() as client:
+        client.send(message)
+
+    assert dlq[message.message_id][1] == (
+        "could not decode message: invalid JSON: nested too deeply to decode"
+    )

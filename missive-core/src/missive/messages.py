@@ -166,6 +166,9 @@ def _decode_json(raw_data: bytes) -> Any:
         return json.loads(raw_data)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise MessageDecodeError(f"invalid JSON: {exc}") from exc
+    except RecursionError as exc:
+        # Nesting deeper than the interpreter's recursion limit.
+        raise MessageDecodeError("invalid JSON: nested too deeply to decode") from exc
 
 
 def load(name: str) -> type[Message]:

@@ -50,7 +50,15 @@ _ATTRIBUTE_CACHE_SIZE = 1024
 
 
 class ConnectionSilent(RedisTimeoutError):
-    """The server did not answer a health-check PING in time (half-open link)."""
+    """The server did not answer a health-check PING in time (half-open link).
+
+    :attr:`silent_since` is when the server was last heard from: messages
+    published from then on were missed, not only from the failed PING on.
+    """
+
+    def __init__(self, message: str, silent_since: datetime.datetime) -> None:
+        super().__init__(message)
+        self.silent_since = silent_since
 
 
 class RedisPubSubAdapter(RunnableAdapter[M]):
@@ -230,7 +238,9 @@ class RedisPubSubAdapter(RunnableAdapter[M]):
     def _lost(self, error: BaseException) -> None:
         """Log the start of a gap in the subscription, once per gap."""
         if self._gap_started is None:
-            self._gap_started = _utcnow()
+            self._gap_started = (
+                error.silent_since if isinstance(error, ConnectionSilent) else _utcnow()
+            )
             if not self._ever_subscribed:
                 logger.warning(
                     "cannot subscribe on %s (%s: %s); retrying",
@@ -297,7 +307,8 @@ class RedisPubSubAdapter(RunnableAdapter[M]):
                 if ping_sent is not None:
                     if now - ping_sent > self.read_timeout:
                         raise ConnectionSilent(
-                            f"no answer to PING within {self.read_timeout} s"
+                            f"no answer to PING within {self.read_timeout} s",
+                            _utcnow() - datetime.timedelta(seconds=now - last_seen),
                         )
                 elif now - last_seen >= self.health_check_interval:
                     connection.send_command("PING", check_health=False)

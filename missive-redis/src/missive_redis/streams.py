@@ -50,6 +50,10 @@ logger = logging.getLogger(__name__)
 
 _CONNECTION_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError)
 
+#: How Redis says that the group is gone: NOGROUP for most commands, and
+#: UNBLOCKED for a blocking read whose stream was deleted meanwhile.
+_GROUP_LOST_ERRORS = ("NOGROUP", "UNBLOCKED the stream key no longer exists")
+
 
 class ConsumerGroupLost(MissiveError, RuntimeError):
     """The consumer group (or its stream) disappeared while the adapter ran.
@@ -297,7 +301,7 @@ class RedisStreamAdapter(RunnableAdapter[M]):
                     if entries:
                         self._process(processing_ctx, entries)
                 except ResponseError as exc:
-                    if str(exc).startswith("NOGROUP"):
+                    if str(exc).startswith(_GROUP_LOST_ERRORS):
                         raise self._group_lost(exc) from exc
                     raise
                 except _CONNECTION_ERRORS as exc:
