@@ -15,7 +15,7 @@ import logging
 import socket
 import time
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import redis
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -65,12 +65,10 @@ class ConsumerGroupLost(MissiveError, RuntimeError):
     """
 
 
-class _Entry(NamedTuple):
-    stream: str
-    entry_id: bytes
-    #: ``None`` or empty when the entry was trimmed while pending.
-    fields: dict[bytes, bytes] | None
-    delivery_count: int
+#: ``(stream, entry id, fields, delivery count)``; fields are ``None`` or
+#: empty when the entry was trimmed while pending.  A plain tuple: a named
+#: tuple costs a Python-level call per entry on the hot path.
+_Entry = tuple[str, bytes, "dict[bytes, bytes] | None", int]
 
 
 class RedisStreamAdapter(RunnableAdapter[M]):
@@ -442,7 +440,7 @@ class RedisStreamAdapter(RunnableAdapter[M]):
             unfinished[stream] = items[-1][0].decode("ascii")
             counts = self._range_delivery_counts(stream, items[0][0], items[-1][0])
             entries.extend(
-                _Entry(stream, entry_id, fields, counts.get(entry_id, 1))
+                (stream, entry_id, fields, counts.get(entry_id, 1))
                 for entry_id, fields in items
             )
         self._pending_cursors = unfinished
@@ -478,7 +476,7 @@ class RedisStreamAdapter(RunnableAdapter[M]):
             if not claimed:
                 continue
             counts = self._delivery_counts(stream, [i for i, _ in claimed])
-            entries.extend(_Entry(stream, i, f, counts.get(i, 1)) for i, f in claimed)
+            entries.extend((stream, i, f, counts.get(i, 1)) for i, f in claimed)
             logger.warning(
                 "claimed %d entries of stream %s idle for more than %d ms",
                 len(claimed),
@@ -499,7 +497,7 @@ class RedisStreamAdapter(RunnableAdapter[M]):
             block=self.block_ms,
         )
         return [
-            _Entry(stream, entry_id, fields, 1)
+            (stream, entry_id, fields, 1)
             for stream, items in _stream_items(response)
             for entry_id, fields in items
         ]
