@@ -72,7 +72,23 @@ class OptionalTocTree(TocTree):
         return result
 
 
+def _show_typing_generic(
+    app: Sphinx, name: str, obj: object, options: object, bases: list[type]
+) -> None:
+    """Show core's run-time stand-in for ``typing.Generic`` as what it stands
+    for (see ``missive/_typing.py``)."""
+    import typing
+
+    from missive import _typing
+
+    bases[:] = [
+        typing.Generic if getattr(base, "__origin__", base) is _typing.Generic else base
+        for base in bases
+    ]
+
+
 def setup(app: Sphinx) -> dict[str, Any]:
+    app.connect("autodoc-process-bases", _show_typing_generic)
     app.add_directive("missive-help", MissiveHelp)
     app.add_directive("optional-toctree", OptionalTocTree)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

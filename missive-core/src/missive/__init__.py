@@ -10,8 +10,6 @@ Importing this package scans no entry points and imports no plugin.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
 from missive.adapters import Adapter, RunnableAdapter
 from missive.contexts import HandlingContext, Outcome, ProcessingContext
 from missive.errors import (
@@ -34,7 +32,10 @@ from missive.processor import Processor
 from missive.state import State
 from missive.testclient import TestAdapter
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from missive.plugins import hookimpl
 
 __all__ = [

@@ -14,10 +14,12 @@ import importlib.machinery
 import sys
 from collections.abc import Sequence
 from types import ModuleType
-from typing import TYPE_CHECKING, cast
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from importlib.abc import Loader
+    from importlib.abc import Loader as _LoaderBase
+else:
+    _LoaderBase = object
 
 
 # The finder and loader implement the import protocols without deriving from
@@ -25,7 +27,7 @@ if TYPE_CHECKING:
 # the rest of `import missive` together.
 
 
-class _ExistingModuleLoader:
+class _ExistingModuleLoader(_LoaderBase):
     """Hands the import system a module that is already imported."""
 
     def __init__(self, module: ModuleType) -> None:
@@ -64,7 +66,7 @@ class PluginModuleFinder:
         module = plugins.plugin_module(self.group, name)
         return importlib.machinery.ModuleSpec(
             fullname,
-            cast("Loader", _ExistingModuleLoader(module)),
+            _ExistingModuleLoader(module),
             origin=module.__name__,
         )
 

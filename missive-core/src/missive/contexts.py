@@ -12,12 +12,11 @@ is acked only after it was handled or safely stored.
 
 from __future__ import annotations
 
-import enum
-import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+from missive._logger import get_logger
+from missive._typing import Generic, TypeVar
 from missive.errors import (
     DeadLetterError,
     MessageAlreadySettled,
@@ -26,25 +25,57 @@ from missive.errors import (
 )
 from missive.state import State
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any, ClassVar
+
     from missive.adapters import Adapter
     from missive.messages import Message
     from missive.processor import Processor, _Plan
 
 M = TypeVar("M", bound="Message")
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 
 
-class Outcome(enum.Enum):
-    """What became of a message after :meth:`ProcessingContext.handle`."""
+class Outcome:
+    """What became of a message after :meth:`ProcessingContext.handle`.
 
-    ACKED = "acked"
-    NACKED = "nacked"
-    DEAD_LETTERED = "dead-lettered"
-    #: Processing failed and no DLQ was set: neither acked nor nacked.
-    FAILED = "failed"
+    One of four constants, compared by identity: ``Outcome.ACKED``,
+    ``Outcome.NACKED``, ``Outcome.DEAD_LETTERED`` (stored in the DLQ, then
+    acked) and ``Outcome.FAILED`` (processing failed and no DLQ was set:
+    neither acked nor nacked).  :attr:`value` is the outcome in words
+    (``"dead-lettered"``).  A plain class rather than an :class:`enum.Enum`,
+    whose import alone would exceed the start-up budget of ``import
+    missive``.
+    """
 
+    __slots__ = ("name", "value")
+
+    ACKED: ClassVar[Outcome]
+    NACKED: ClassVar[Outcome]
+    DEAD_LETTERED: ClassVar[Outcome]
+    FAILED: ClassVar[Outcome]
+
+    def __init__(self, name: str, value: str) -> None:
+        self.name = name
+        self.value = value
+
+    def __repr__(self) -> str:
+        return f"Outcome.{self.name}"
+
+    def __reduce__(self) -> str:
+        # Pickled and copied by name, so that identity comparisons hold.
+        return f"Outcome.{self.name}"
+
+
+Outcome.ACKED = Outcome("ACKED", "acked")
+Outcome.NACKED = Outcome("NACKED", "nacked")
+Outcome.DEAD_LETTERED = Outcome("DEAD_LETTERED", "dead-lettered")
+Outcome.FAILED = Outcome("FAILED", "failed")
+
+#: ``logging.DEBUG``, without importing logging to read it.
+_DEBUG = 10
 
 # Module constants: cheaper to reach on the hot path than enum attributes.
 _ACKED = Outcome.ACKED
@@ -119,7 +150,7 @@ class ProcessingContext(Generic[M]):
         self.state = State()
         self._observer = observer
         # One level check per run, not one per message.
-        self._debug = logger.isEnabledFor(logging.DEBUG)
+        self._debug = logger.isEnabledFor(_DEBUG)
         self._quiet = observer is None and not self._debug
 
     def ack(self, message: M) -> None:

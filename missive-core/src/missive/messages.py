@@ -15,12 +15,12 @@ from __future__ import annotations
 import itertools
 import os
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, ClassVar
 
 from missive.errors import MessageDecodeError
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Self
+    from typing import Any, ClassVar, Self
 
 # Message ids: a random per-process prefix and a counter.  Unique across
 # processes without paying for uuid4 on every message.

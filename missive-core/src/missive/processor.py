@@ -2,22 +2,21 @@
 
 from __future__ import annotations
 
-import logging
 import os
-import traceback
 from collections.abc import Callable, Iterator, MutableMapping
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+from missive._typing import Generic, TypeVar
 from missive.contexts import ProcessingContext
 from missive.errors import HandlerAlreadyRegistered
 from missive.routing import Router
 
 M = TypeVar("M", bound="Message")
-H = TypeVar("H", bound=Callable[..., Any])
+H = TypeVar("H", bound="Callable[..., Any]")
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import TypeAlias
+    from typing import Any, TypeAlias
 
     from missive.adapters import Adapter
     from missive.contexts import HandlingContext
@@ -28,8 +27,6 @@ if TYPE_CHECKING:
     ProcessingHook: TypeAlias = Callable[[ProcessingContext[M]], None]
     HandlingHook: TypeAlias = Callable[[ProcessingContext[M], HandlingContext[M]], None]
 
-
-logger = logging.getLogger(__name__)
 
 #: Longest traceback, in characters, handed to a DLQ that stores details.
 TRACEBACK_LIMIT = 8192
@@ -201,6 +198,8 @@ class Processor(Generic[M]):
         error_type = traceback_text = None
         if error is not None:
             error_type = f"{type(error).__module__}.{type(error).__qualname__}"
+            import traceback
+
             traceback_text = "".join(traceback.format_exception(error))[
                 -TRACEBACK_LIMIT:
             ]

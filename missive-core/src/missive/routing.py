@@ -8,8 +8,8 @@ that processing turns into a dead letter.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+from missive._typing import Generic, TypeVar
 from missive.errors import (
     MatcherError,
     MessageDecodeError,
@@ -20,8 +20,9 @@ from missive.errors import (
 
 M = TypeVar("M", bound="Message")
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import TypeAlias
+    from typing import Any, TypeAlias
 
     from missive.contexts import HandlingContext
     from missive.messages import Message

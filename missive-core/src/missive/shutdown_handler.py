@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-import logging
-import signal
 import threading
 from collections.abc import Callable
-from types import FrameType
-from typing import Any
 
-logger = logging.getLogger(__name__)
+from missive._logger import get_logger
 
-SHUTDOWN_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from types import FrameType
+    from typing import Any
+
+logger = get_logger(__name__)
 
 
 class ShutdownHandler:
@@ -35,17 +36,23 @@ class ShutdownHandler:
         The handlers that were installed before are restored by
         :meth:`disable`.
         """
-        for signum in SHUTDOWN_SIGNALS:
+        import signal  # deferred: the signal module costs a start-up budget
+
+        for signum in (signal.SIGINT, signal.SIGTERM):
             self._previous[signum] = signal.signal(signum, self.signal_handler)
 
     def disable(self) -> None:
         """Restore the signal handlers that :meth:`enable` replaced."""
+        import signal
+
         while self._previous:
             signum, handler = self._previous.popitem()
             signal.signal(signum, handler)
 
     def signal_handler(self, signum: int, frame: FrameType | None) -> None:
         """Set the flag; a second signal while stopping exits at once."""
+        import signal
+
         if self._flag.is_set():
             logger.warning("second %s: exiting now", signal.Signals(signum).name)
             raise KeyboardInterrupt

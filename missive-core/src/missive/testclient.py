@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager
-from types import TracebackType
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
-
+from missive._typing import Generic, TypeVar
 from missive.adapters import Adapter
 from missive.messages import Message
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from contextlib import AbstractContextManager
+    from types import TracebackType
+    from typing import Any
+
     from missive.contexts import Outcome, ProcessingContext
     from missive.processor import Processor
 

@@ -20,16 +20,17 @@ of the plugin that provides ``<name>``.
 from __future__ import annotations
 
 import abc
-import logging
 import threading
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from missive import _plugin_modules
+from missive._logger import get_logger
+from missive._typing import Generic, TypeVar
 from missive.shutdown_handler import ShutdownHandler
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Self
+    from typing import Any, ClassVar, Self
 
     from missive.contexts import ProcessingContext
     from missive.messages import Message
@@ -37,7 +38,7 @@ if TYPE_CHECKING:
 
 M = TypeVar("M", bound="Message")
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 
 _plugin_modules.install(__name__, "missive.adapters")
 

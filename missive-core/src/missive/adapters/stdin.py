@@ -2,23 +2,24 @@
 
 from __future__ import annotations
 
-import logging
 import sys
-from typing import IO, TYPE_CHECKING, TypeVar
 
+from missive._logger import get_logger
+from missive._typing import TypeVar
 from missive.adapters import RunnableAdapter
 from missive.messages import Message
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping
-    from typing import Self
+    from typing import IO, Self
 
     from missive.contexts import ProcessingContext
     from missive.processor import Processor
 
 M = TypeVar("M", bound=Message)
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 
 
 class _StopReading(Exception):

@@ -10,9 +10,11 @@ A plain ``dict`` works; :class:`missive.dlq.memory.MemoryDLQ` adds
 
 from __future__ import annotations
 
-from typing import Any
-
 from missive import _plugin_modules
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 _plugin_modules.install(__name__, "missive.dlq")
 

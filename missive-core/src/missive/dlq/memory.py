@@ -5,8 +5,8 @@ from __future__ import annotations
 import datetime
 import threading
 from collections.abc import Iterator, MutableMapping
-from typing import Generic, TypeVar
 
+from missive._typing import Generic, TypeVar
 from missive.messages import Message
 
 M = TypeVar("M", bound=Message)

@@ -19,18 +19,21 @@ registry and make it current with :func:`use_registry`.
 from __future__ import annotations
 
 import importlib
-import logging
 import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from types import ModuleType
-from typing import TYPE_CHECKING, Any, TypeVar, cast, overload
 
+from missive._logger import get_logger
+from missive._typing import TypeVar, cast, overload
 from missive.errors import DuplicatePlugin, PluginLoadError, PluginNotFound
 from missive.plugins.discovery import KIND_NAMES, PluginInfo, scan
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from types import ModuleType
+    from typing import Any
+
     import pluggy
 
 __all__ = [
@@ -52,7 +55,7 @@ __all__ = [
     "use_registry",
 ]
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 
 PROJECT_NAME = "missive"
 
@@ -85,7 +88,7 @@ KNOWN_DISTRIBUTIONS = {
 #: ``HookimplMarker("missive")`` writes the same one, so either marker works.
 _MARK = f"{PROJECT_NAME}_impl"
 
-F = TypeVar("F", bound=Callable[..., Any])
+F = TypeVar("F", bound="Callable[..., Any]")
 
 
 class HookimplMarker:

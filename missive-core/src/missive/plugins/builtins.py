@@ -6,10 +6,12 @@ Core's distribution points its entry points (``stdin``, ``raw``, ``json``,
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 from missive.plugins import hookimpl
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import Any
 
 
 @hookimpl

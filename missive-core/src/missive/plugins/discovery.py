@@ -15,10 +15,11 @@ wins: a distribution installed twice is seen once.
 from __future__ import annotations
 
 import os
-import re
 import sys
-from collections.abc import Iterable, Iterator
-from typing import NamedTuple
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator
 
 #: What users call the plugins of each entry-point group.
 KIND_NAMES = {
@@ -30,17 +31,35 @@ KIND_NAMES = {
 }
 
 _METADATA_SUFFIXES = (".dist-info", ".egg-info")
-_NORMALIZE = re.compile(r"[-_.]+")
 
 
-class PluginInfo(NamedTuple):
+class PluginInfo:
     """One entry point of an installed plugin, read from metadata alone."""
 
-    group: str
-    name: str
-    value: str
-    distribution: str
-    version: str
+    __slots__ = ("distribution", "group", "name", "value", "version")
+
+    def __init__(
+        self, group: str, name: str, value: str, distribution: str, version: str
+    ) -> None:
+        self.group = group
+        self.name = name
+        self.value = value
+        self.distribution = distribution
+        self.version = version
+
+    def _key(self) -> tuple[str, str, str, str, str]:
+        return (self.group, self.name, self.value, self.distribution, self.version)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, PluginInfo):
+            return NotImplemented
+        return self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        return f"PluginInfo({self.describe()})"
 
     @property
     def kind(self) -> str:
@@ -82,7 +101,7 @@ def _scan_folder(
             continue
         stem = name.rpartition(".")[0]
         project, _, version = stem.partition("-")
-        key = _NORMALIZE.sub("-", project).lower()
+        key = _normalize(project)
         if key in seen:
             continue
         seen.add(key)
@@ -106,7 +125,7 @@ def _scan_with_importlib(
 
     for dist in importlib.metadata.distributions(path=[entry]):
         name = dist.metadata["Name"] or "(unknown)"
-        key = _NORMALIZE.sub("-", name).lower()
+        key = _normalize(name)
         if key in seen:
             continue
         seen.add(key)
@@ -115,6 +134,14 @@ def _scan_with_importlib(
                 yield PluginInfo(
                     point.group, point.name, point.value, name, dist.version
                 )
+
+
+def _normalize(project: str) -> str:
+    """A project name as PEP 503 compares it: runs of ``-_.`` become ``-``."""
+    key = project.lower().replace("_", "-").replace(".", "-")
+    while "--" in key:
+        key = key.replace("--", "-")
+    return key
 
 
 def _parse(text: str, wanted: frozenset[str]) -> Iterator[tuple[str, str, str]]:
