@@ -57,12 +57,12 @@ def main(argv: list[str] | None = None) -> int:
 
     missed = [r for _, results in sections for r in results if r.met is False]
     for result in missed:
-        print(f"target missed: {result.name}: {result.ratio:.2f} < {result.target}")
+        print(f"target missed: {result.name}: {result.describe_target()}")
     return 1 if missed and not args.quick else 0
 
 
 def _table_row(result: Comparison) -> str:
-    target = "" if result.target is None else f" (target >= {result.target})"
+    target = "" if result.met is None else f" ({result.describe_target()})"
     return (
         f"  {result.name:<52} ratio {result.ratio:6.2f} "
         f"[{min(result.ratios):.2f}-{max(result.ratios):.2f}]{target}"
@@ -103,11 +103,7 @@ def _markdown(
             "|---|---|---|---|---|---|---|---|",
         ]
         for r in results:
-            target = (
-                "-"
-                if r.target is None
-                else f">= {r.target} {'met' if r.met else 'MISSED'}"
-            )
+            target = r.describe_target()
             rate = _median(r.candidate_rates)
             base = _median(r.baseline_rates)
             lines.append(

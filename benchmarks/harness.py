@@ -29,6 +29,10 @@ class Comparison:
     candidate_rates: list[float] = field(default_factory=list)
     baseline_rates: list[float] = field(default_factory=list)
     note: str = ""
+    #: For a target stated in time rather than as a ratio: the median extra
+    #: milliseconds measured, and the most allowed.
+    extra_ms: float | None = None
+    budget_ms: float | None = None
 
     @property
     def ratios(self) -> list[float]:
@@ -45,7 +49,18 @@ class Comparison:
 
     @property
     def met(self) -> bool | None:
+        if self.budget_ms is not None and self.extra_ms is not None:
+            return self.extra_ms <= self.budget_ms
         return None if self.target is None else self.ratio >= self.target
+
+    def describe_target(self) -> str:
+        """The target and whether it was met, for tables."""
+        if self.budget_ms is not None and self.extra_ms is not None:
+            verdict = "met" if self.met else "MISSED"
+            return f"+{self.extra_ms:.1f} ms <= {self.budget_ms:g} ms {verdict}"
+        if self.target is None:
+            return "-"
+        return f">= {self.target} {'met' if self.met else 'MISSED'}"
 
 
 def compare(
