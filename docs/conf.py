@@ -62,7 +62,7 @@ nitpick_ignore_regex = [
     ),
     (
         r"py:(class|obj)",
-        r"(Callable|Iterator|Iterable|Mapping|MutableMapping|Sequence|Hashable|ModuleType|FrameType|Path|PathLike|datetime|Connection|WSGIApplication|WSGIEnvironment|StartResponse|Outcome|Adapter|Message|Processor|ProcessingContext|PluginRegistry|RawMessage)",
+        r"(Callable|Iterator|Iterable|Mapping|MutableMapping|Sequence|Hashable|AbstractContextManager|ModuleType|FrameType|Path|PathLike|datetime|Connection|WSGIApplication|WSGIEnvironment|StartResponse|Outcome|Adapter|Message|Processor|ProcessingContext|PluginRegistry|RawMessage)",
     ),
 ]
 

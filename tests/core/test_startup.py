@@ -6,7 +6,19 @@ tests pin down the structure that keeps within it, in a fresh interpreter.
 
 from __future__ import annotations
 
-HEAVY = ("typing", "logging", "enum", "re", "signal", "traceback", "pluggy")
+HEAVY = (
+    "typing",
+    "logging",
+    "enum",
+    "re",
+    "signal",
+    "traceback",
+    "threading",
+    "contextlib",
+    "collections",
+    "pluggy",
+    "importlib.metadata",
+)
 
 
 def _loaded_after(code, run_python):

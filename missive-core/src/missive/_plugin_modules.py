@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import importlib.machinery
 import sys
-from collections.abc import Sequence
 from types import ModuleType
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from importlib.abc import Loader as _LoaderBase
 else:
     _LoaderBase = object

@@ -12,9 +12,6 @@ is acked only after it was handled or safely stored.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-
 from missive._logger import get_logger
 from missive._typing import Generic, TypeVar
 from missive.errors import (
@@ -27,6 +24,9 @@ from missive.state import State
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
+    from contextlib import AbstractContextManager
+    from types import TracebackType
     from typing import Any, ClassVar
 
     from missive.adapters import Adapter
@@ -189,24 +189,17 @@ class ProcessingContext(Generic[M]):
                 return _ACKED
         return self._settle(handling)
 
-    @contextmanager
-    def handling_context(self, message: M) -> Iterator[HandlingContext[M]]:
+    def handling_context(
+        self, message: M
+    ) -> AbstractContextManager[HandlingContext[M]]:
         """Run the handling hooks around a block, then settle the message.
 
         A lower-level alternative to :meth:`handle` for adapters that route by
-        themselves.  Exceptions raised in the block or by a hook propagate;
-        no dead letter policy is applied.
+        themselves: ``with ctx.handling_context(message) as handling: ...``.
+        Exceptions raised in the block or by a hook propagate, and the message
+        is then not settled; no dead letter policy is applied.
         """
-        handling = HandlingContext(message, self)
-        plan = self.processor._plan
-        for hook in plan.before:
-            hook(self, handling)
-        try:
-            yield handling
-        finally:
-            for hook in plan.after:
-                hook(self, handling)
-        self._settle(handling)
+        return _HandlingBlock(self, HandlingContext(message, self))
 
     def _run_hooked(
         self, handling: HandlingContext[M], plan: _Plan
@@ -335,6 +328,35 @@ class ProcessingContext(Generic[M]):
                 reason=reason,
             )
         return Outcome.DEAD_LETTERED
+
+
+class _HandlingBlock(Generic[M]):
+    """The context manager behind :meth:`ProcessingContext.handling_context`."""
+
+    __slots__ = ("_handling", "_plan", "_processing_ctx")
+
+    def __init__(
+        self, processing_ctx: ProcessingContext[M], handling: HandlingContext[M]
+    ) -> None:
+        self._processing_ctx = processing_ctx
+        self._handling = handling
+        self._plan = processing_ctx.processor._plan
+
+    def __enter__(self) -> HandlingContext[M]:
+        for hook in self._plan.before:
+            hook(self._processing_ctx, self._handling)
+        return self._handling
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        for hook in self._plan.after:
+            hook(self._processing_ctx, self._handling)
+        if exc_type is None:
+            self._processing_ctx._settle(self._handling)
 
 
 def failure_reason(error: BaseException) -> str:

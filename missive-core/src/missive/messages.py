@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import Mapping
 
 from missive.errors import MessageDecodeError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Mapping
     from typing import Any, ClassVar, Self
 
 # Message ids: a random per-process prefix and a counter.  Unique across

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator, MutableMapping
-from contextlib import contextmanager
 
 from missive._typing import Generic, TypeVar
 from missive.contexts import ProcessingContext
@@ -16,6 +14,9 @@ H = TypeVar("H", bound="Callable[..., Any]")
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable, MutableMapping
+    from contextlib import AbstractContextManager
+    from types import TracebackType
     from typing import Any, TypeAlias
 
     from missive.adapters import Adapter
@@ -47,6 +48,53 @@ class _Plan:
         self.before = before
         self.after = after
         self.hooked = bool(before or after)
+
+
+class ProcessingRun(Generic[M]):
+    """The processing hooks around one adapter run (``with processor.context``).
+
+    ``after_processing`` hooks run only in the process that entered: a child
+    forked meanwhile (a pre-forking WSGI server) that leaves the run does not
+    run its parent's hooks.
+    """
+
+    __slots__ = ("_adapter", "_ctx", "_message_cls", "_owner", "_processor")
+
+    def __init__(
+        self, processor: Processor[M], message_cls: type[M], adapter: Adapter[M]
+    ) -> None:
+        self._processor = processor
+        self._message_cls = message_cls
+        self._adapter = adapter
+        self._ctx: ProcessingContext[M] | None = None
+        self._owner = 0
+
+    def __enter__(self) -> ProcessingContext[M]:
+        from missive import plugins
+
+        ctx = ProcessingContext(
+            self._message_cls,
+            self._adapter,
+            self._processor,
+            observer=plugins.outcome_observer(),
+        )
+        self._owner = os.getpid()
+        for hook in self._processor._before_processing:
+            hook(ctx)
+        self._ctx = ctx
+        return ctx
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        ctx, self._ctx = self._ctx, None
+        if ctx is None or os.getpid() != self._owner:
+            return
+        for hook in self._processor._after_processing:
+            hook(ctx)
 
 
 class Processor(Generic[M]):
@@ -139,32 +187,16 @@ class Processor(Generic[M]):
         self.dlq = dlq
         self._store_details = getattr(dlq, "add_dead_letter", None)
 
-    @contextmanager
     def context(
         self, message_cls: type[M], adapter: Adapter[M]
-    ) -> Iterator[ProcessingContext[M]]:
-        """Enter the processing context, running the processing hooks.
+    ) -> AbstractContextManager[ProcessingContext[M]]:
+        """Return the processing context of one run, as a context manager.
 
-        ``after_processing`` hooks run on the way out, also when the block
-        raised, and only in the process that entered the context: a child
-        forked meanwhile (a pre-forking WSGI server) never runs them.
+        Entering it runs the ``before_processing`` hooks and gives the
+        :class:`ProcessingContext`; leaving it runs the ``after_processing``
+        hooks, also when the block raised.
         """
-        from missive import plugins
-
-        ctx = ProcessingContext(
-            message_cls, adapter, self, observer=plugins.outcome_observer()
-        )
-        owner = os.getpid()
-        for hook in self._before_processing:
-            hook(ctx)
-        try:
-            yield ctx
-        finally:
-            # A child forked while the context was open inherits it; the
-            # hooks that end it belong to the process that started it.
-            if os.getpid() == owner:
-                for hook in self._after_processing:
-                    hook(ctx)
+        return ProcessingRun(self, message_cls, adapter)
 
     def test_client(self) -> TestAdapter[M]:
         """Return an in-memory adapter for tests.

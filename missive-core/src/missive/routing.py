@@ -7,8 +7,6 @@ that processing turns into a dead letter.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-
 from missive._typing import Generic, TypeVar
 from missive.errors import (
     MatcherError,
@@ -22,6 +20,7 @@ M = TypeVar("M", bound="Message")
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
     from typing import Any, TypeAlias
 
     from missive.contexts import HandlingContext

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable
-
 from missive._logger import get_logger
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from types import FrameType
     from typing import Any
 
@@ -27,6 +25,8 @@ class ShutdownHandler:
 
     def __init__(self, callback: Callable[[], None] | None = None) -> None:
         self.callback = callback
+        import threading  # deferred: not needed to import missive
+
         self._flag = threading.Event()
         self._previous: dict[int, Any] = {}
 

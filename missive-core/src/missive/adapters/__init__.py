@@ -20,8 +20,6 @@ of the plugin that provides ``<name>``.
 from __future__ import annotations
 
 import abc
-import threading
-from collections.abc import Mapping
 
 from missive import _plugin_modules
 from missive._logger import get_logger
@@ -30,6 +28,7 @@ from missive.shutdown_handler import ShutdownHandler
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Mapping
     from typing import Any, ClassVar, Self
 
     from missive.contexts import ProcessingContext
@@ -113,6 +112,8 @@ class RunnableAdapter(Adapter[M]):
         Runs the processor's ``before_processing`` hooks first and its
         ``after_processing`` hooks last.
         """
+        import threading
+
         on_main_thread = threading.current_thread() is threading.main_thread()
         if on_main_thread:
             self.shutdown_handler.enable()

@@ -18,11 +18,9 @@ registry and make it current with :func:`use_registry`.
 
 from __future__ import annotations
 
+import _thread  # the locks of threading, without importing threading
 import importlib
 import sys
-import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 
 from missive._logger import get_logger
 from missive._typing import TypeVar, cast, overload
@@ -31,7 +29,8 @@ from missive.plugins.discovery import KIND_NAMES, PluginInfo, scan
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from types import ModuleType
+    from collections.abc import Callable
+    from types import ModuleType, TracebackType
     from typing import Any
 
     import pluggy
@@ -151,7 +150,7 @@ class PluginRegistry:
 
     def __init__(self, *, discover: bool = True) -> None:
         self.discover = discover
-        self._lock = threading.RLock()
+        self._lock = _thread.RLock()
         self._plugins: dict[str, object] = {}
         self._implementations: dict[tuple[str, str], Callable[..., Any] | None] = {}
         self._imported: dict[tuple[str, str], ModuleType] = {}
@@ -423,7 +422,7 @@ def _register_validated(
 
 
 _registry: PluginRegistry | None = None
-_registry_lock = threading.Lock()
+_registry_lock = _thread.allocate_lock()
 
 
 def get_registry() -> PluginRegistry:
@@ -436,8 +435,7 @@ def get_registry() -> PluginRegistry:
     return _registry
 
 
-@contextmanager
-def use_registry(registry: PluginRegistry) -> Iterator[PluginRegistry]:
+class use_registry:
     """Make ``registry`` current inside the block, then restore the previous.
 
     The way to test a plugin without installing it::
@@ -447,13 +445,24 @@ def use_registry(registry: PluginRegistry) -> Iterator[PluginRegistry]:
         with use_registry(registry):
             ...
     """
-    global _registry
-    previous = _registry
-    _registry = registry
-    try:
-        yield registry
-    finally:
-        _registry = previous
+
+    def __init__(self, registry: PluginRegistry) -> None:
+        self.registry = registry
+        self._previous: PluginRegistry | None = None
+
+    def __enter__(self) -> PluginRegistry:
+        global _registry
+        self._previous, _registry = _registry, self.registry
+        return self.registry
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        global _registry
+        _registry = self._previous
 
 
 def load(group: str, name: str) -> Any:
