@@ -35,9 +35,8 @@ def test_import_missive_loads_none_of_the_heavy_standard_modules(run_python):
 
 def test_loading_builtins_by_name_loads_none_of_them_either(run_python):
     code = (
-        "import missive.adapters, missive.dlq, missive.messages\n"
-        "missive.adapters.load('stdin'); missive.dlq.load('memory')\n"
-        "missive.messages.load('json')"
+        "import missive.adapters, missive.messages\n"
+        "missive.adapters.load('stdin'); missive.messages.load('json')"
     )
 
     assert _loaded_after(code, run_python) == "[]"
