@@ -143,10 +143,18 @@ def _print_plugin_table(rows: list[dict[str, Any]], *, check: bool) -> None:
         + ([f"error: {row['error']}" if row["error"] else "ok"] if check else [])
         for row in rows
     ]
+    print_table(headers, table)
+
+
+def print_table(headers: list[str], rows: list[list[str]]) -> None:
+    """Print ``rows`` under ``headers`` in aligned columns.
+
+    For plugin subcommands too, so that every table of the CLI looks alike.
+    """
     widths = [
-        max(len(line[i]) for line in [headers, *table]) for i in range(len(headers))
+        max(len(line[i]) for line in [headers, *rows]) for i in range(len(headers))
     ]
-    for line in [headers, *table]:
+    for line in [headers, *rows]:
         print(
             "  ".join(
                 cell.ljust(width) for cell, width in zip(line, widths, strict=True)

@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from typing import Any, TextIO
 
 from missive.adapters import Adapter
-from missive.cli import CommandError, import_object
+from missive.cli import CommandError, import_object, print_table
 from missive.contexts import Outcome
 from missive.messages import Message
 from missive.plugins import hookimpl
@@ -113,7 +113,7 @@ def _run_list(args: argparse.Namespace) -> int:
         ]
         for entry in _selected(dlq, args)
     ]
-    _print_table(["ID", "AGE", "ATTEMPTS", "FORMAT", "SIZE", "REASON"], rows)
+    print_table(["ID", "AGE", "ATTEMPTS", "FORMAT", "SIZE", "REASON"], rows)
     print(f"{len(rows)} dead letter{'' if len(rows) == 1 else 's'}", file=sys.stderr)
     return 0
 
@@ -552,15 +552,3 @@ def _safe(text: str) -> str:
 def _one_line(text: str, width: int) -> str:
     line = _safe(text.replace("\r", " ").replace("\n", " ").replace("\t", " "))
     return line if len(line) <= width else line[: width - 3] + "..."
-
-
-def _print_table(headers: list[str], rows: list[list[str]]) -> None:
-    widths = [
-        max(len(line[i]) for line in [headers, *rows]) for i in range(len(headers))
-    ]
-    for line in [headers, *rows]:
-        print(
-            "  ".join(
-                cell.ljust(width) for cell, width in zip(line, widths, strict=True)
-            ).rstrip()
-        )
