@@ -8,6 +8,8 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
 #: The URL used when neither the ``url`` argument nor the environment gives one.
@@ -15,6 +17,9 @@ DEFAULT_URL = "redis://localhost:6379/0"
 
 #: The environment variable read when no ``url`` is passed.
 URL_VARIABLE = "MISSIVE_REDIS_URL"
+
+#: Errors after which an adapter drops its connection and makes it again.
+CONNECTION_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError)
 
 
 def resolve_url(url: str | None) -> str:

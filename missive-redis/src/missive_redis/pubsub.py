@@ -16,12 +16,12 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import redis
-from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from missive.adapters import RunnableAdapter
 from missive.messages import Message
 from missive_redis._connection import (
+    CONNECTION_ERRORS,
     Backoff,
     connection_kwargs,
     parse_float,
@@ -42,8 +42,6 @@ M = TypeVar("M", bound=Message)
 
 logger = logging.getLogger(__name__)
 
-#: Errors after which the connection is dropped and made again.
-_CONNECTION_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError)
 
 #: How many channel (and pattern) attribute mappings are kept for reuse.
 _ATTRIBUTE_CACHE_SIZE = 1024
@@ -184,7 +182,7 @@ class RedisPubSubAdapter(RunnableAdapter[M]):
                 try:
                     self._connect()
                     self._read(processing_ctx)
-                except _CONNECTION_ERRORS as exc:
+                except CONNECTION_ERRORS as exc:
                     self._lost(exc)
                     self._disconnect()
                     self.shutdown_handler.wait_for_flag(self._backoff.next_delay())

@@ -18,14 +18,13 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import redis
-from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from missive.adapters import RunnableAdapter
 from missive.errors import DeadLetterError, MissiveError
 from missive.messages import Message
 from missive_redis._connection import (
+    CONNECTION_ERRORS,
     Backoff,
     connection_kwargs,
     parse_float,
@@ -47,8 +46,6 @@ if TYPE_CHECKING:
 M = TypeVar("M", bound=Message)
 
 logger = logging.getLogger(__name__)
-
-_CONNECTION_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError)
 
 #: How Redis says that the group is gone: NOGROUP for most commands, and
 #: UNBLOCKED for a blocking read whose stream was deleted meanwhile.
@@ -302,7 +299,7 @@ class RedisStreamAdapter(RunnableAdapter[M]):
                     if str(exc).startswith(_GROUP_LOST_ERRORS):
                         raise self._group_lost(exc) from exc
                     raise
-                except _CONNECTION_ERRORS as exc:
+                except CONNECTION_ERRORS as exc:
                     self._lost(exc)
                     # A lost reply may have delivered entries we never saw.
                     self._start_pending_pass()
